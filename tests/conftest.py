@@ -1,0 +1,93 @@
+"""Shared fixtures: a tiny random BERT made from the tests' own texts, and the real data."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SMS_FILE = SHARED_DATA / "sms_spam" / "SMSSpamCollection.tsv"
+TWEETS_FILE = SHARED_DATA / "airline_tweets" / "Tweets.csv"
+
+HAM = [
+    "are we still meeting for lunch today",
+    "call me when you get home please",
+    "i will be late for dinner sorry",
+    "thanks for the lovely birthday present",
+    "can you pick up some milk on the way",
+    "see you at the station at six",
+    "how was the exam this morning",
+    "the meeting moved to friday afternoon",
+    "did you remember to feed the cat",
+    "happy new year to you and the family",
+    "let me know when you are free to talk",
+    "my train is delayed again today",
+]
+SPAM = [
+    "win a free prize now call 0800 claim",
+    "urgent you have won cash reply win now",
+    "free entry to win a holiday text claim",
+    "claim your free ringtone now reply stop",
+    "congratulations you won a prize call now",
+    "cash prize waiting text win to claim free",
+]
+TEXTS = HAM + SPAM
+
+
+def make_tiny_bert(
+    path: Path,
+    texts: list[str],
+    *,
+    hidden: int = 32,
+    layers: int = 2,
+    max_positions: int = 128,
+    seed: int = 0,
+) -> Path:
+    """Save a randomly initialized 2-layer BERT and a WordPiece tokenizer whose vocabulary is
+    the words of ``texts`` plus single characters, so any text tokenizes."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
+    chars = [chr(c) for c in range(33, 127)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    vocab += list(dict.fromkeys(words + chars + ["##" + c for c in chars]))
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf8")
+    tokenizer = BertTokenizerFast(vocab_file=str(path / "vocab.txt"), do_lower_case=True)
+    tokenizer.model_max_length = max_positions
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=hidden * 2,
+        max_position_embeddings=max_positions,
+    )
+    BertModel(config).save_pretrained(path, safe_serialization=True)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tmp_path_factory) -> str:
+    """Path of a tiny random BERT, as a string for the ``encoder`` setting."""
+    return str(make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), TEXTS))
+
+
+@pytest.fixture(scope="session")
+def sms_file() -> Path:
+    if not SMS_FILE.exists():
+        pytest.skip(f"{SMS_FILE} is absent (../shared/data is not beside the checkout)")
+    return SMS_FILE
+
+
+@pytest.fixture(scope="session")
+def tweets_file() -> Path:
+    if not TWEETS_FILE.exists():
+        pytest.skip(f"{TWEETS_FILE} is absent (../shared/data is not beside the checkout)")
+    return TWEETS_FILE
