@@ -1,0 +1,243 @@
+"""The bertcls command line, end to end on a tiny bert_textcat pipeline trained here."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import spacy
+from conftest import HAM, ROOT, SPAM
+from spacy.training import Example
+from typer.testing import CliRunner
+
+from spacy_bertcls.cli import app, parse_class_weights, training_overrides
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_encoder, tmp_path_factory):
+    nlp = spacy.blank("en")
+    nlp.add_pipe(
+        "bert_textcat",
+        config={
+            "freeze_encoder": True,
+            "class_weights": "balanced",
+            "model": {"encoder": tiny_encoder, "max_length": 32, "stride": 16},
+        },
+    )
+    examples = [
+        Example.from_dict(
+            nlp.make_doc(t), {"cats": {"ham": float(t in HAM), "spam": float(t in SPAM)}}
+        )
+        for t in HAM + SPAM
+    ]
+    optimizer = nlp.initialize(lambda: examples)
+    for _ in range(5):
+        nlp.update(examples, sgd=optimizer)
+    path = tmp_path_factory.mktemp("pipeline") / "model-best"
+    nlp.to_disk(path)
+    return path
+
+
+@pytest.fixture
+def table(tmp_path):
+    df = pd.DataFrame(
+        {
+            "id": range(len(HAM + SPAM) + 2),
+            "message": HAM + SPAM + ["", '=HYPERLINK("http://x")'],
+            "gold": ["ham"] * len(HAM) + ["spam"] * len(SPAM) + ["ham", "eggs"],
+        }
+    )
+    path = tmp_path / "messages.csv"
+    df.to_csv(path, index=False)
+    return path
+
+
+def test_help_on_every_command():
+    for command in ("convert", "train", "label", "evaluate", "info", "gui"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_label_writes_rows_unchanged_plus_predictions(pipeline, table, tmp_path):
+    out = tmp_path / "labeled.csv"
+    before = table.read_bytes()
+    result = invoke("label", pipeline, table, "--text-column", "message", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "Labeled 20 rows" in result.output and "1 empty" in result.output
+    assert table.read_bytes() == before  # the input is never modified
+    labeled = pd.read_csv(out, encoding="utf-8-sig", keep_default_na=False)
+    assert list(labeled.columns) == [
+        "id",
+        "message",
+        "gold",
+        "predicted_label",
+        "confidence",
+        "prob_ham",
+        "prob_spam",
+    ]
+    assert labeled["message"].iloc[:18].tolist() == HAM + SPAM
+    assert labeled["predicted_label"].iloc[18] == ""  # empty text, empty prediction
+    assert labeled["message"].iloc[19].startswith("'=")  # formula neutralized
+    sums = labeled[["prob_ham", "prob_spam"]].iloc[:18].astype(float).sum(axis=1)
+    assert sums.round(4).eq(1.0).all()
+
+
+def test_label_refuses_to_overwrite(pipeline, table, tmp_path):
+    result = invoke("label", pipeline, table, "--text-column", "message", "--out", table)
+    assert result.exit_code == 1 and "is the input file" in result.output
+    out = tmp_path / "exists.csv"
+    out.write_text("keep me")
+    result = invoke("label", pipeline, table, "--text-column", "message", "--out", out)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert out.read_text() == "keep me"
+    result = invoke(
+        "label", pipeline, table, "--text-column", "mesage", "--out", tmp_path / "x.csv"
+    )
+    assert result.exit_code == 1 and "message" in result.output  # suggests the close match
+    assert not (tmp_path / "x.csv").exists()
+
+
+def test_label_unreadable_pipeline(table, tmp_path):
+    (tmp_path / "not_a_pipeline").mkdir()
+    result = invoke(
+        "label",
+        tmp_path / "not_a_pipeline",
+        table,
+        "--text-column",
+        "message",
+        "--out",
+        tmp_path / "o.csv",
+    )
+    assert result.exit_code == 1 and "not a spaCy pipeline" in result.output
+
+
+def test_evaluate_writes_report_and_reports_unknown_gold(pipeline, table, tmp_path):
+    report = tmp_path / "report" / "report.html"
+    result = invoke(
+        "evaluate",
+        pipeline,
+        table,
+        "--text-column",
+        "message",
+        "--label-column",
+        "gold",
+        "--report",
+        report,
+        "--json",
+        tmp_path / "m.json",
+        "--plots",
+        tmp_path / "plots",
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["unknown_gold"] == {"eggs": 1}
+    assert metrics["n_evaluated"] == 18
+    assert "data:image/png;base64" in report.read_text()
+    assert (tmp_path / "plots" / "confusion_matrix.png").exists()
+
+
+def test_convert_then_evaluate_the_spacy_split(pipeline, tmp_path):
+    df = pd.DataFrame({"text": (HAM + SPAM) * 3, "label": (["ham"] * 12 + ["spam"] * 6) * 3})
+    df.to_csv(tmp_path / "data.csv", index=False)
+    result = invoke(
+        "convert",
+        tmp_path / "data.csv",
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+        "--out",
+        tmp_path / "corpus",
+        "--dev-size",
+        "0.2",
+        "--test-size",
+        "0.2",
+    )
+    assert result.exit_code == 0, result.output
+    assert "rows read 54" in result.output
+    result = invoke(
+        "evaluate", pipeline, tmp_path / "corpus" / "test.spacy", "--report", tmp_path / "r.html"
+    )
+    assert result.exit_code == 0, result.output
+    assert "accuracy" in result.output.lower()
+
+
+def test_info_shows_encoder_and_weights(pipeline):
+    result = invoke("info", pipeline, "--json")
+    details = json.loads(result.output)
+    assert details["labels"] == ["ham", "spam"]
+    assert details["encoder_training"] == "frozen"
+    assert set(details["class_weights_used"]) == {"ham", "spam"}
+
+
+def test_train_with_a_project_config(tiny_encoder, tmp_path):
+    df = pd.DataFrame({"text": (HAM + SPAM) * 2, "label": (["ham"] * 12 + ["spam"] * 6) * 2})
+    df.to_csv(tmp_path / "data.csv", index=False)
+    invoke(
+        "convert",
+        tmp_path / "data.csv",
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+        "--out",
+        tmp_path / "corpus",
+        "--dev-size",
+        "0.25",
+        "--test-size",
+        "0.1",
+    )
+    for config in ("frozen", "finetune"):
+        result = invoke(
+            "train",
+            ROOT / "configs" / f"{config}.cfg",
+            "--output",
+            tmp_path / config,
+            "--encoder",
+            tiny_encoder,
+            "--class-weights",
+            "spam=2",
+            "--paths.train",
+            tmp_path / "corpus" / "train.spacy",
+            "--paths.dev",
+            tmp_path / "corpus" / "dev.spacy",
+            "--training.max_steps",
+            "4",
+            "--training.eval_frequency",
+            "2",
+            "--components.bert_textcat.model.max_length",
+            "32",
+            "--components.bert_textcat.model.stride",
+            "16",
+            "--components.bert_textcat.model.layers",
+            "[-1, -2]",  # the tiny BERT has only 2 layers
+        )
+        assert result.exit_code == 0, result.output
+        nlp = spacy.load(tmp_path / config / "model-best")
+        textcat = nlp.get_pipe("bert_textcat")
+        assert textcat.class_weights == {"ham": 1.0, "spam": 2.0}
+        assert textcat.cfg["freeze_encoder"] == (config == "frozen")
+
+
+def test_class_weights_option_parsing():
+    assert parse_class_weights("balanced") == "balanced"
+    assert parse_class_weights("none") is None
+    assert parse_class_weights("spam=3, ham=1") == {"spam": 3.0, "ham": 1.0}
+    assert parse_class_weights('{"spam": 2}') == {"spam": 2}
+    with pytest.raises(ValueError, match="label=weight"):
+        parse_class_weights("spam:3")
+    assert training_overrides("auto", "auto", "auto") == {}
+    assert training_overrides("false", "none", "x") == {
+        "components.bert_textcat.freeze_encoder": False,
+        "components.bert_textcat.class_weights": None,
+        "components.bert_textcat.model.encoder": "x",
+    }
+    with pytest.raises(ValueError, match="true, false or auto"):
+        training_overrides("maybe", "auto", "auto")
