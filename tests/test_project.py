@@ -1,0 +1,95 @@
+"""The spaCy project: the demo-corpus preparation, and `spacy project run all` end to end."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "scripts"))
+import prepare_demo  # noqa: E402
+
+
+def project_copy(tmp_path: Path) -> Path:
+    """The project's own files, as a fresh clone would have them (no outputs)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    shutil.copy(ROOT / "project.yml", project)
+    for folder in ("configs", "scripts"):
+        shutil.copytree(ROOT / folder, project / folder)
+    return project
+
+
+def test_prepare_checks_a_copy_put_in_place_by_hand(sms_file, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("assets").mkdir()
+    assert prepare_demo.main(str(prepare_demo.DEMO)) == 1  # missing: says what to do
+    shutil.copy(sms_file, prepare_demo.DEMO)
+    assert prepare_demo.main(str(prepare_demo.DEMO)) == 0
+    prepare_demo.DEMO.write_text("Label\tSMS\nham\thello\n")
+    assert prepare_demo.main(str(prepare_demo.DEMO)) == 1  # wrong file: refused
+
+
+def test_prepare_unpacks_the_canonical_zip(sms_file, tmp_path, monkeypatch):
+    # The UCI archive holds the same file without its header line.
+    monkeypatch.chdir(tmp_path)
+    Path("assets").mkdir()
+    body = sms_file.read_bytes().split(b"\n", 1)[1]
+    with zipfile.ZipFile("assets/smsspamcollection.zip", "w") as archive:
+        archive.writestr("SMSSpamCollection", body)
+        archive.writestr("readme", "SMS Spam Collection v.1")
+    assert prepare_demo.main(str(prepare_demo.DEMO), "assets/smsspamcollection.zip") == 0
+    digest = hashlib.sha256(prepare_demo.DEMO.read_bytes()).hexdigest()
+    assert digest == prepare_demo.DEMO_SHA256
+
+
+def test_prepare_is_not_needed_for_other_data(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("mine.csv").write_text("text,label\na,b\n")
+    assert prepare_demo.main("mine.csv") == 0
+    assert prepare_demo.main("missing.csv") == 1
+
+
+@pytest.mark.integration
+def test_project_runs_all_and_packages(sms_file, tmp_path):
+    """The whole workflow on 800 SMS with the real encoder, bounded to a few training steps
+    by a config made from configs/frozen.cfg."""
+    project = project_copy(tmp_path)
+    df = pd.read_csv(sms_file, sep="\t", quoting=3)
+    df.groupby("Label").sample(frac=800 / len(df), random_state=0).to_csv(
+        project / "sms_sample.csv", index=False
+    )
+    config = (project / "configs" / "frozen.cfg").read_text()
+    config = config.replace("max_epochs = 15", "max_epochs = 3").replace(
+        "max_length = 128", "max_length = 64"
+    )
+    (project / "configs" / "ci.cfg").write_text(config)
+    run = [
+        sys.executable, "-m", "spacy", "project", "run", "all", str(project),
+        "--vars.data", "sms_sample.csv", "--vars.config", "ci",
+        "--vars.text_column", "SMS", "--vars.label_column", "Label",
+    ]  # fmt: skip
+    out = subprocess.run(run, capture_output=True, text=True, cwd=project)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "Evaluation report: reports/test_report.html" in out.stdout
+    metrics = json.loads((project / "reports" / "test_metrics.json").read_text())
+    assert metrics["n_evaluated"] > 100
+    assert metrics["macro"]["f1"] > 0.8  # 3 epochs on 560 texts: measured about 0.93
+    assert (project / "reports" / "confusion_matrix.png").exists()
+    assert (project / "training" / "model-best" / "bert_textcat" / "model").is_dir()
+
+    package = [
+        sys.executable, "-m", "spacy", "project", "run", "package", str(project),
+        "--vars.package_name", "ci_demo",
+    ]  # fmt: skip
+    out = subprocess.run(package, capture_output=True, text=True, cwd=project)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "spacy.load('en_ci_demo') works" in out.stdout
