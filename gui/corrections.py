@@ -1,0 +1,62 @@
+"""Corrections -> training data: the rows an analyst relabeled, as files ``train`` accepts.
+
+``.spacy`` holds one Doc per row with ``doc.cats`` set one-hot over the pipeline's labels, made
+the way ``spacy_bertcls.convert`` makes its Docs (tokenizer only, ``DocBin(store_user_data=
+False)``). ``.csv``/``.jsonl``/``.xlsx`` hold ``text,label`` columns written by
+``tables.write_table``, which ``bertcls convert`` reads. Note that ``write_table`` protects
+spreadsheet users by prefixing ``'`` to CSV/XLSX cells that start with ``= + - @``; texts
+such as tweets ("@united ...") are therefore changed in those two formats, and the app says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import spacy
+from spacy.language import Language
+from spacy.tokens import DocBin
+
+from spacy_bertcls.errors import BertclsError
+from spacy_bertcls.tables import neutralize_formulas, write_bytes_atomic, write_table
+
+#: Suffix -> name shown in the save dialog; the first is the default.
+CORRECTION_SUFFIXES = {
+    ".spacy": "spaCy DocBin",
+    ".jsonl": "JSON lines text,label",
+    ".csv": "CSV text,label",
+    ".xlsx": "Excel text,label",
+}
+
+
+def changed_by_formula_guard(texts: pd.Series) -> int:
+    """How many texts ``write_table`` would prefix with ``'`` in a CSV or XLSX file."""
+    texts = texts.astype(object)
+    return int((neutralize_formulas(texts) != texts).sum())
+
+
+def write_corrections(
+    corrections: pd.DataFrame, path: str | Path, labels: Sequence[str], nlp: Language | None
+) -> Path:
+    """Write ``corrections`` (columns ``text`` and ``label``) to ``path``; format by suffix.
+
+    labels: every label of the pipeline, so each Doc's ``cats`` has all of them.
+    nlp: whose tokenizer makes the Docs for ``.spacy``; a blank English one when None.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in CORRECTION_SUFFIXES:
+        raise BertclsError(
+            f"Cannot write corrections to {path.name}: use one of {', '.join(CORRECTION_SUFFIXES)}."
+        )
+    if suffix != ".spacy":
+        write_table(corrections[["text", "label"]], path)
+        return path
+    tokenizer = (nlp or spacy.blank("en")).tokenizer
+    doc_bin = DocBin(store_user_data=False)
+    for doc, label in zip(tokenizer.pipe(corrections["text"].tolist()), corrections["label"]):
+        doc.cats = {name: float(name == label) for name in labels}
+        doc_bin.add(doc)
+    write_bytes_atomic(path, doc_bin.to_bytes())
+    return path

@@ -1,0 +1,297 @@
+"""The Evaluation tab: scores against a gold column, a clickable confusion matrix, PR curves.
+
+The numbers and plots are :func:`spacy_bertcls.evaluation.evaluate_predictions` and its plot
+functions, the same as ``bertcls evaluate`` and its HTML report; this module only lays them out.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.figure import Figure
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from spacy_bertcls.evaluation import (
+    EvaluationResult,
+    evaluate_predictions,
+    plot_pr_curves,
+    plot_reliability,
+)
+
+_BLUES = colormaps["Blues"]  # the colormap of the report's confusion matrix
+
+
+@dataclass
+class Evaluation:
+    """An evaluation of some table rows: the result, which rows, and its figures."""
+
+    result: EvaluationResult
+    rows: np.ndarray  # table (file) row of each row passed to evaluate_predictions
+    gold_column: str
+    pr_figure: Figure
+    reliability_figure: Figure
+
+    def table_rows(self, gold_label: str, predicted_label: str) -> np.ndarray:
+        """The file rows in one confusion-matrix cell."""
+        positions = self.result.confusion_rows(gold_label, predicted_label)
+        return self.rows[np.asarray(positions, dtype=np.int64)]
+
+
+def run_evaluation(
+    gold: list,
+    probs: np.ndarray,
+    labels: list[str],
+    texts: list[str],
+    rows: np.ndarray,
+    gold_column: str,
+) -> Evaluation:
+    """Evaluate and draw the figures; safe on a worker thread (the plots avoid pyplot)."""
+    result = evaluate_predictions(gold, probs, labels, texts=texts)
+    return Evaluation(
+        result=result,
+        rows=rows,
+        gold_column=gold_column,
+        pr_figure=plot_pr_curves(result),
+        reliability_figure=plot_reliability(result),
+    )
+
+
+def heat_color(share: float) -> QColor:
+    """matplotlib's "Blues" for a share in [0, 1], as in the report's confusion matrix."""
+    red, green, blue, _ = _BLUES(min(max(share, 0.0), 1.0))
+    return QColor.fromRgbF(red, green, blue)
+
+
+class ConfusionMatrixView(QTableWidget):
+    """Counts with the share of the gold row; rows are gold labels, columns predicted labels.
+
+    Clicking a cell emits ``cell_chosen(gold_label, predicted_label)``.
+    """
+
+    cell_chosen = Signal(str, str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._labels: list[str] = []
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.horizontalHeader().setMinimumSectionSize(70)
+        self.verticalHeader().setMinimumSectionSize(44)
+        self.cellClicked.connect(self._on_clicked)
+        self.setToolTip(
+            "Rows: gold label. Columns: predicted label. Click a cell to show its rows."
+        )
+
+    def set_result(self, result: EvaluationResult) -> None:
+        counts = np.asarray(result.confusion, dtype=np.int64)
+        self._labels = list(result.labels)
+        k = len(self._labels)
+        self.clear()
+        self.setRowCount(k)
+        self.setColumnCount(k)
+        self.setHorizontalHeaderLabels([f"predicted: {label}" for label in self._labels])
+        self.setVerticalHeaderLabels([f"gold: {label}" for label in self._labels])
+        totals = counts.sum(axis=1)
+        for i in range(k):
+            for j in range(k):
+                share = counts[i, j] / totals[i] if totals[i] else 0.0
+                text = f"{counts[i, j]:,}" + (f"\n{share:.0%}" if totals[i] else "")
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
+                item.setBackground(heat_color(share))
+                item.setForeground(QColor("white") if share > 0.55 else QColor("black"))
+                font = item.font()
+                font.setBold(i == j)
+                item.setFont(font)
+                item.setToolTip(
+                    f"gold {self._labels[i]}, predicted {self._labels[j]}: {counts[i, j]:,} rows "
+                    f"({share:.1%} of gold {self._labels[i]}). Click to show them in the table."
+                )
+                self.setItem(i, j, item)
+
+    def _on_clicked(self, row: int, column: int) -> None:
+        if 0 <= row < len(self._labels) and 0 <= column < len(self._labels):
+            self.cell_chosen.emit(self._labels[row], self._labels[column])
+
+
+class FigurePane(QWidget):
+    """Holds one matplotlib figure on a Qt canvas; a new figure replaces the old canvas."""
+
+    def __init__(self, placeholder: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._layout = QVBoxLayout(self)
+        self._layout.setContentsMargins(0, 0, 0, 0)
+        self._placeholder = QLabel(placeholder)
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._layout.addWidget(self._placeholder)
+        self.canvas: FigureCanvasQTAgg | None = None
+
+    def set_figure(self, figure: Figure) -> None:
+        if self.canvas is not None:
+            self._layout.removeWidget(self.canvas)
+            self.canvas.deleteLater()
+        self._placeholder.hide()
+        self.canvas = FigureCanvasQTAgg(figure)
+        self.canvas.setMinimumSize(300, 250)
+        self._layout.addWidget(self.canvas)
+
+
+class EvaluationPanel(QWidget):
+    """Summary, per-class table, confusion matrix and plots of one :class:`Evaluation`."""
+
+    evaluate_requested = Signal()
+    export_requested = Signal()
+    cell_chosen = Signal(str, str)
+    error_row_chosen = Signal(int)  # a file row from "most confident errors"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.evaluation: Evaluation | None = None
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip("Compare predicted_label with the gold column")
+        self.evaluate_button.clicked.connect(self.evaluate_requested)
+        self.export_button = QPushButton("Export Report…")
+        self.export_button.setToolTip("Write the HTML report (and JSON, PNG plots) the CLI writes")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self.export_requested)
+        self.summary = QLabel("Choose a gold column and label the file, then click Evaluate.")
+        self.summary.setWordWrap(True)
+        self.summary.setTextFormat(Qt.TextFormat.RichText)
+        self.metrics = QTableWidget(0, 4)
+        self.metrics.setHorizontalHeaderLabels(["precision", "recall", "F1", "support"])
+        self.metrics.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.metrics.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.metrics.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.confusion = ConfusionMatrixView()
+        self.confusion.cell_chosen.connect(self.cell_chosen)
+        self.pr_pane = FigurePane("Precision-recall curves appear after an evaluation.")
+        self.reliability_pane = FigurePane("The reliability diagram appears after an evaluation.")
+        self.errors = QTableWidget(0, 5)
+        self.errors.setHorizontalHeaderLabels(
+            ["row", "gold", "predicted_label", "confidence", "text"]
+        )
+        self.errors.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.errors.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.errors.horizontalHeader().setStretchLastSection(True)
+        self.errors.verticalHeader().hide()
+        self.errors.cellDoubleClicked.connect(self._on_error_clicked)
+        self.plots = QTabWidget()
+        self.plots.addTab(self.pr_pane, "Precision-recall curves")
+        self.plots.addTab(self.reliability_pane, "Reliability")
+        self.plots.addTab(self.errors, "Most confident errors")
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.evaluate_button)
+        buttons.addWidget(self.export_button)
+        buttons.addStretch(1)
+        left = QWidget()
+        left_layout = QVBoxLayout(left)
+        left_layout.setContentsMargins(0, 0, 0, 0)
+        left_layout.addLayout(buttons)
+        left_layout.addWidget(self.summary)
+        left_layout.addWidget(self.metrics)
+        matrix_caption = QLabel(
+            "Confusion matrix (rows: gold, columns: predicted_label). Click a cell to show its rows."
+        )
+        matrix_caption.setWordWrap(True)
+        left_layout.addWidget(matrix_caption)
+        left_layout.addWidget(self.confusion, 1)
+        self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.splitter.setObjectName("evaluationSplitter")
+        self.splitter.addWidget(left)
+        self.splitter.addWidget(self.plots)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.splitter)
+
+    def set_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        result = evaluation.result
+        e = html.escape
+        lines = [
+            f"<b>accuracy {result.accuracy:.3f}</b> · macro F1 {result.macro['f1']:.3f} · "
+            f"weighted F1 {result.weighted['f1']:.3f} · "
+            f"{result.n_evaluated:,} rows evaluated against <b>{e(evaluation.gold_column)}</b>"
+        ]
+        lines += [f"<span style='color:#8a6d00'>{e(note)}</span>" for note in result.notes()]
+        self.summary.setText("<br>".join(lines))
+        self._fill_metrics(result)
+        self.confusion.set_result(result)
+        self.pr_pane.set_figure(evaluation.pr_figure)
+        self.reliability_pane.set_figure(evaluation.reliability_figure)
+        self._fill_errors(evaluation)
+        self.export_button.setEnabled(True)
+
+    def clear(self, message: str = "") -> None:
+        self.evaluation = None
+        self.export_button.setEnabled(False)
+        if message:
+            self.summary.setText(html.escape(message))
+
+    def _fill_metrics(self, result: EvaluationResult) -> None:
+        rows = [(label, scores) for label, scores in result.per_class.items()]
+        rows.append(("macro avg", {**result.macro, "support": result.n_evaluated}))
+        rows.append(("weighted avg", {**result.weighted, "support": result.n_evaluated}))
+        self.metrics.setRowCount(len(rows))
+        self.metrics.setVerticalHeaderLabels([name for name, _ in rows])
+        height = self.metrics.horizontalHeader().height() + 2 * self.metrics.frameWidth()
+        height += sum(self.metrics.verticalHeader().sectionSize(i) for i in range(len(rows)))
+        self.metrics.setFixedHeight(height + 2)
+        for i, (_, scores) in enumerate(rows):
+            values = [
+                f"{scores['precision']:.3f}",
+                f"{scores['recall']:.3f}",
+                f"{scores['f1']:.3f}",
+                f"{int(scores['support']):,}",
+            ]
+            for j, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.metrics.setItem(i, j, item)
+
+    def _fill_errors(self, evaluation: Evaluation) -> None:
+        errors = evaluation.result.most_confident_errors
+        self.errors.setRowCount(len(errors))
+        for i, error in enumerate(errors):
+            row = int(evaluation.rows[int(error["row"])])
+            values = [
+                str(row + 1),
+                str(error["gold"]),
+                str(error["predicted"]),
+                f"{error['confidence']:.3f}",
+                str(error.get("text") or ""),
+            ]
+            for j, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setData(Qt.ItemDataRole.UserRole, row)
+                if j == 4:
+                    item.setToolTip(value)
+                self.errors.setItem(i, j, item)
+        self.errors.resizeColumnsToContents()
+        self.errors.setColumnWidth(4, 400)
+
+    def _on_error_clicked(self, row: int, column: int) -> None:
+        item = self.errors.item(row, 0)
+        if item is not None:
+            self.error_row_chosen.emit(int(item.data(Qt.ItemDataRole.UserRole)))

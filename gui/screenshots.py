@@ -1,0 +1,198 @@
+"""Drive the app through an analyst's session and save a PNG of each view.
+
+    xvfb-run -s "-screen 0 1600x1000x24" python gui/screenshots.py PIPELINE --out screenshots/
+
+Opens the airline tweets (or ``--file``), labels every row, then saves: the labeled table, a
+filtered view, the details panel, Try a text, the evaluation (confusion matrix, PR curves),
+a table filtered by a confusion-matrix cell, and the pipeline info. Settings go to a temporary
+folder, so the user's recent lists and layout are untouched. Prints how long labeling took.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QEventLoop, QItemSelectionModel, QSettings, QTimer
+from PySide6.QtWidgets import QApplication
+from spacy_bertcls_gui.main_window import MainWindow
+
+DEFAULT_FILE = (
+    Path(__file__).resolve().parents[2] / "shared" / "data" / "airline_tweets" / "Tweets.csv"
+)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 600.0, step_ms: int = 50) -> None:
+    """Run the event loop until ``condition()`` holds (or fail after ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    loop = QEventLoop()
+    timer = QTimer()
+    timer.setInterval(step_ms)
+    timer.timeout.connect(
+        lambda: loop.quit() if condition() or time.monotonic() > deadline else None
+    )
+    timer.start()
+    if not condition():
+        loop.exec()
+    timer.stop()
+    if not condition():
+        raise TimeoutError(f"gave up after {timeout:.0f} s")
+
+
+def pause(ms: int) -> None:
+    loop = QEventLoop()
+    QTimer.singleShot(ms, loop.quit)
+    loop.exec()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("pipeline", type=Path, help="a trained pipeline folder")
+    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="folder for the PNGs")
+    parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help="the table to label")
+    parser.add_argument("--text-column", default=None, help="text_column (guessed if left out)")
+    parser.add_argument("--gold-column", default="airline_sentiment", help="gold column, if any")
+    parser.add_argument("--prefix", default="", help="prefix for the PNG names")
+    parser.add_argument(
+        "--try-text", default="Flight was delayed two hours but the crew were lovely, thanks!"
+    )
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationDisplayName("bertcls")
+    settings_dir = tempfile.mkdtemp(prefix="bertcls-gui-shots-")
+    settings = QSettings(str(Path(settings_dir) / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    errors: list[tuple[str, str]] = []
+    window._show_error = lambda title, message: errors.append((title, message))
+    window._show_info = lambda title, message: None
+    window._ask = lambda title, question: True
+    window.resize(1600, 1000)
+    window.show()
+    pause(300)
+
+    def shot(name: str, widget=None) -> None:
+        pause(250)  # let the last paint land
+        path = args.out / f"{args.prefix}{name}.png"
+        (widget or window).grab().save(str(path))
+        print(f"saved {path}")
+
+    def check() -> None:
+        if errors:
+            raise SystemExit(f"the app reported an error: {errors[-1]}")
+
+    window.load_pipeline(args.pipeline)
+    wait_until(lambda: not window.is_busy())
+    check()
+    window.open_file(args.file, text_column=args.text_column)
+    wait_until(lambda: not window.is_busy())
+    check()
+    if args.gold_column in window.model.frame.columns:
+        window.set_gold_column(args.gold_column)
+
+    started = time.perf_counter()
+    window.start_labeling()
+    pause(1500)
+    shot("00_labeling_in_progress")
+    wait_until(lambda: not window.is_busy(), timeout=3600)
+    wall = time.perf_counter() - started
+    check()
+    run = dict(window.last_run)
+    run.pop("started", None)
+    run["wall_seconds_including_evaluation"] = round(wall, 2)
+    run["pipeline"] = str(args.pipeline)
+    run["file"] = str(args.file)
+    print(
+        f"labeled {run.get('done')} rows in {run.get('seconds', 0):.1f} s ({run.get('rate', 0):.0f} rows/s)"
+    )
+
+    model = window.model
+    table = window.table
+
+    def select(view_row: int) -> None:
+        index = model.index(view_row, model.column_index(model.text_column))
+        table.selectionModel().setCurrentIndex(
+            index,
+            QItemSelectionModel.SelectionFlag.ClearAndSelect
+            | QItemSelectionModel.SelectionFlag.Rows,
+        )
+        table.scrollTo(index)
+        table.horizontalScrollBar().setValue(0)
+
+    window.views.setCurrentIndex(0)
+    select(0)
+    shot("01_table_labeled")
+
+    window.label_filter.setCurrentIndex(window.label_filter.findData(model.labels[0]))
+    window.confidence_min.setValue(0.4)
+    window.confidence_max.setValue(0.8)
+    window.search_edit.setText("delay")
+    window.apply_filters()
+    if model.rowCount():
+        select(0)
+    shot("02_filtered")
+    window.clear_filters()
+
+    window.least_confident_button.click()
+    # Correct a wrong prediction among the least confident rows, as an analyst would.
+    wrong = next(
+        (
+            r
+            for r in range(min(model.rowCount(), 200))
+            if model.gold_column
+            and str(model.value(model.source_row(r), model.gold_column)) in model.labels
+            and str(model.value(model.source_row(r), model.gold_column))
+            != model.predicted_label(model.source_row(r))
+        ),
+        3,
+    )
+    row = model.source_row(wrong)
+    gold = str(model.value(row, model.gold_column)) if model.gold_column else model.labels[-1]
+    window.correct_rows([row], gold if gold in model.labels else model.labels[-1])
+    select(wrong)
+    shot("03_least_confident_details")
+    shot("03b_details_panel", window.side_tabs)
+
+    window.side_tabs.setCurrentWidget(window.try_panel)
+    window.try_panel.editor.setPlainText(args.try_text)
+    wait_until(lambda: window.try_panel.last_seconds is not None, timeout=60)
+    pause(300)
+    shot("04_try_a_text")
+    run["try_a_text_ms"] = round(1000 * (window.try_panel.last_seconds or 0), 1)
+
+    if window.evaluation is not None:
+        window.views.setCurrentIndex(1)
+        shot("05_evaluation")
+        window.evaluation_panel.plots.setCurrentIndex(1)
+        shot("05b_evaluation_reliability")
+        window.evaluation_panel.plots.setCurrentIndex(2)
+        shot("05c_evaluation_errors")
+        window.evaluation_panel.plots.setCurrentIndex(0)
+        result = window.evaluation.result
+        run["accuracy"] = round(result.accuracy, 4)
+        run["macro_f1"] = round(result.macro["f1"], 4)
+        # The largest off-diagonal cell: the commonest confusion.
+        k = len(result.labels)
+        cells = [(result.confusion[i][j], i, j) for i in range(k) for j in range(k) if i != j]
+        _, i, j = max(cells)
+        window.evaluation_panel.confusion.cellClicked.emit(i, j)
+        select(0)
+        shot("06_confusion_cell_rows")
+
+    window.views.setCurrentIndex(2)
+    shot("07_pipeline_info")
+    (args.out / f"{args.prefix}timings.json").write_text(json.dumps(run, indent=2) + "\n")
+    print(json.dumps(run, indent=2))
+    window._ask = lambda title, question: True
+    window.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Loading pipelines and files: info panel, recent lists, formats, sheets, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+
+from .gui_support import LABELS, load, make_rows, wait_idle
+
+pytestmark = pytest.mark.gui
+
+
+def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline_dir, settings):
+    window = make_window()
+    load(qtbot, window, pipeline=pipeline_dir)
+    info = window.pipeline_info
+    assert info.labels == LABELS
+    assert info.textcat == "textcat" and info.factory == "textcat"
+    assert ("cats_score", "0.9100") in info.scores
+    assert info.freeze_encoder is None  # spaCy's textcat has no freeze_encoder setting
+    shown = window.pipeline_panel.info.toPlainText()
+    for text in ("tiny_sentiment", "negative", "neutral", "positive", "cats_score", "Training"):
+        assert text in shown
+    assert window.label_filter.count() == 1 + len(LABELS)
+    # Remembered across runs: a new window with the same settings lists it.
+    window.close()
+    again = make_window(settings)
+    assert again.recent_pipelines.items()[0] == str(pipeline_dir.resolve())
+    assert again.pipeline_panel.recent_list.count() == 1
+    assert any(str(pipeline_dir) in a.text() for a in again.recent_pipelines_menu.actions())
+    # ... and the settings went to the temporary INI file, not the user's.
+    assert Path(settings.fileName()).is_file()
+
+
+def test_info_for_bert_textcat_config():
+    """freeze_encoder, class_weights and model.encoder are read generically from the config."""
+    from spacy_bertcls_gui.pipeline_panel import info_html, pipeline_info
+
+    block = {
+        "factory": "bert_textcat",
+        "freeze_encoder": True,
+        "class_weights": "balanced",
+        "model": {
+            "@architectures": "spacy_bertcls.BertClassifier.v1",
+            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
+            "hidden_width": 512,
+        },
+    }
+    meta = {
+        "lang": "en",
+        "name": "airline",
+        "version": "1.0.0",
+        "performance": {
+            "cats_macro_f": 0.81,
+            "cats_f_per_type": {"positive": {"p": 0.8, "r": 0.7, "f": 0.75}},
+            "speed": 1234,
+        },
+    }
+    info = pipeline_info(
+        "/x/model-best",
+        meta=meta,
+        component_config=block,
+        textcat="bert_textcat",
+        components=["bert_textcat"],
+        labels=["negative", "positive"],
+    )
+    assert info.freeze_encoder is True
+    assert "frozen" in info.training
+    assert info.encoder == "sentence-transformers/all-MiniLM-L6-v2"
+    assert info.class_weights == "balanced"
+    assert ("cats_f_per_type.positive.f", "0.7500") in info.scores
+    assert ("model.hidden_width", "512") in info.settings
+    page = info_html(info)
+    assert "frozen encoder" in page and "cats_macro_f" in page and "en_airline" in page
+    assert "Per label" in page and "0.7000" in page  # cats_f_per_type as a table
+    info = pipeline_info(
+        "/x",
+        meta=meta,
+        component_config={**block, "freeze_encoder": False},
+        textcat="bert_textcat",
+        components=[],
+        labels=["a", "b"],
+    )
+    assert info.training == "fine-tuned encoder"
+
+
+def test_folder_that_is_not_a_pipeline(qtbot, window, tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    window.load_pipeline(tmp_path)
+    wait_idle(qtbot, window)
+    assert window.nlp is None
+    title, message = window.dialogs.errors[-1]
+    assert title == "Could not load the pipeline"
+    assert "not a spaCy pipeline" in message
+    window.load_pipeline(tmp_path / "missing")
+    wait_idle(qtbot, window)
+    assert "does not exist" in window.dialogs.errors[-1][1]
+    assert str((tmp_path / "missing").resolve()) not in window.recent_pipelines.items()
+
+
+def test_open_csv_guesses_columns(qtbot, window, pipeline_dir, sample_csv):
+    load(qtbot, window, pipeline_dir, sample_csv)
+    model = window.model
+    assert model.rowCount() == 300
+    assert model.text_column == "text"
+    assert window.text_column_combo.currentData() == "text"
+    assert model.gold_column == "airline_sentiment"  # every filled cell is a pipeline label
+    headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
+    assert headers[:4] == ["id", "airline_sentiment", "text", "airline"]
+    assert headers[4:] == [
+        "predicted_label",
+        "confidence",
+        "prob_negative",
+        "prob_neutral",
+        "prob_positive",
+        "corrected_label",
+    ]
+    assert window.table.columnWidth(2) >= 400  # the text column gets room
+    assert "300 rows" in window.file_label.text()
+    assert window.recent_files.items()[0] == str(sample_csv.resolve())
+
+
+@pytest.mark.parametrize("suffix", [".tsv", ".parquet", ".jsonl", ".txt"])
+def test_open_other_formats(qtbot, window, tmp_path, suffix):
+    frame = make_rows(40)
+    path = tmp_path / f"rows{suffix}"
+    if suffix == ".tsv":
+        frame.to_csv(path, sep="\t", index=False)
+    elif suffix == ".parquet":
+        frame.to_parquet(path)
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        path.write_text("\n".join(frame["text"].fillna("")) + "\n")
+    load(qtbot, window, table=path)
+    assert window.model.text_column == "text"
+    assert window.model.rowCount() >= 36
+
+
+def test_excel_with_several_sheets_asks_which(qtbot, window, tmp_path):
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        pd.DataFrame({"note": ["x"]}).to_excel(writer, sheet_name="About", index=False)
+        make_rows(20).to_excel(writer, sheet_name="Data", index=False)
+    window.dialogs.sheet_answer = "Data"
+    load(qtbot, window, table=path)
+    assert window.dialogs.sheets == [["About", "Data"]]
+    assert window.file_sheet == "Data"
+    assert window.model.rowCount() == 20
+    # Cancelling the sheet picker opens nothing.
+    window.dialogs.sheet_answer = None
+    other = tmp_path / "book2.xlsx"
+    path.rename(other)
+    window.open_file(other)
+    wait_idle(qtbot, window)
+    assert window.file_path == path
+
+
+def test_change_text_column_and_gold_column(qtbot, window, pipeline_dir, sample_csv):
+    load(qtbot, window, pipeline_dir, sample_csv)
+    window.set_text_column("airline")
+    assert window.model.text_column == "airline"
+    window.set_gold_column(None)
+    assert window.model.gold_column is None
+    assert not window.evaluate_action.isEnabled()
+
+
+def test_unreadable_files(qtbot, window, tmp_path):
+    broken = tmp_path / "broken.xlsx"
+    broken.write_bytes(b"this is not a zip file")
+    window.open_file(broken)
+    wait_idle(qtbot, window)
+    assert window.file_path is None
+    assert window.dialogs.errors, "a dialog names the problem"
+    bad_csv = tmp_path / "bad.csv"
+    bad_csv.write_text("a,b\n1,2\n3,4,5,6\n")
+    window.open_file(bad_csv)
+    wait_idle(qtbot, window)
+    assert window.file_path is None
+    assert "bad.csv" in window.dialogs.errors[-1][1]
+    window.open_file(tmp_path / "nothing.csv")
+    assert "does not exist" in window.dialogs.errors[-1][1]
+    other = tmp_path / "data.xls"
+    other.write_text("x")
+    window.open_file(other)
+    assert "unsupported suffix" in window.dialogs.errors[-1][1]
+
+
+def test_missing_text_column_named_at_start(qtbot, window, sample_csv):
+    window.open_file(sample_csv, text_column="tweet_text")
+    wait_idle(qtbot, window)
+    title, message = window.dialogs.errors[-1]
+    assert title == "Missing text column"
+    assert "'tweet_text'" in message and "'text'" in message
+    assert window.model.text_column == "text"  # guessed instead
+
+
+def test_drag_and_drop_file_and_pipeline(qtbot, window, pipeline_dir, sample_csv):
+    for path in (pipeline_dir, sample_csv):
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(path))])
+        event = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        window.dropEvent(event)
+        wait_idle(qtbot, window)
+    assert window.nlp is not None
+    assert window.file_path == sample_csv
+
+
+def test_recent_files_menu_opens_file(qtbot, make_window, settings, sample_csv):
+    first = make_window()
+    load(qtbot, first, table=sample_csv)
+    second = make_window(settings)
+    actions = [a for a in second.recent_files_menu.actions() if str(sample_csv) in a.text()]
+    assert actions
+    actions[0].trigger()
+    wait_idle(qtbot, second)
+    assert second.file_path == sample_csv
+
+
+def test_column_guesses_on_the_real_data():
+    """text_column and gold column guesses on the shared data sets (skipped without them)."""
+    from spacy_bertcls_gui.columns import guess_gold_column, guess_text_column
+
+    from spacy_bertcls.tables import read_table
+
+    root = Path(__file__).resolve().parents[3] / "shared" / "data"
+    tweets = root / "airline_tweets" / "Tweets.csv"
+    sms = root / "sms_spam" / "SMSSpamCollection.tsv"
+    if not tweets.exists() or not sms.exists():
+        pytest.skip("../shared/data is not available")
+    frame = read_table(tweets, nrows=3000)
+    assert guess_text_column(frame) == "text"
+    assert guess_gold_column(frame, LABELS, "text") == "airline_sentiment"
+    frame = read_table(sms, nrows=3000)
+    assert guess_text_column(frame) == "SMS"
+    assert guess_gold_column(frame, ["ham", "spam"], "SMS") == "Label"

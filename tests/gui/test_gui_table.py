@@ -1,0 +1,147 @@
+"""The table: sorting and filtering on numpy arrays, least confident first, details, 100k rows."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+from PySide6.QtCore import QItemSelectionModel, Qt
+from spacy_bertcls_gui.table_model import VALUE_ROLE, ChunkResult, LabeledTableModel, RowFilter
+
+from .gui_support import LABELS, label, load
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def labeled_window(qtbot, window, pipeline_dir, sample_csv):
+    load(qtbot, window, pipeline_dir, sample_csv)
+    label(qtbot, window)
+    return window
+
+
+def column_values(model, name):
+    column = model.column_index(name)
+    return [model.data(model.index(row, column)) for row in range(model.rowCount())]
+
+
+def test_sort_by_any_column(labeled_window):
+    window = labeled_window
+    model = window.model
+    window.table.sortByColumn(model.column_index("prob_positive"), Qt.SortOrder.DescendingOrder)
+    values = [v for v in column_values(model, "prob_positive") if v]
+    assert values == sorted(values, reverse=True)
+    assert column_values(model, "prob_positive")[-1] == ""  # empty texts last
+    window.table.sortByColumn(model.column_index("text"), Qt.SortOrder.AscendingOrder)
+    texts = [t for t in column_values(model, "text") if t]
+    assert texts == sorted(texts, key=str.lower)
+    window.table.sortByColumn(model.column_index("id"), Qt.SortOrder.DescendingOrder)
+    assert column_values(model, "id")[:3] == ["299", "298", "297"]
+    # Row numbers in the vertical header stay the file's row numbers.
+    assert model.headerData(0, Qt.Orientation.Vertical) == "300"
+
+
+def test_least_confident_first(labeled_window):
+    window = labeled_window
+    window.least_confident_button.click()
+    confidence = window.model.confidence[window.model.visible_rows]
+    known = confidence[~np.isnan(confidence)]
+    assert known[0] == np.nanmin(window.model.confidence)
+    assert (np.diff(known) >= 0).all()
+
+
+def test_filters_label_confidence_search(qtbot, labeled_window):
+    window = labeled_window
+    model = window.model
+    window.label_filter.setCurrentIndex(window.label_filter.findData("negative"))
+    window.apply_filters()
+    assert model.rowCount() == int((model.predicted == 0).sum())
+    assert set(column_values(model, "predicted_label")) == {"negative"}
+    window.confidence_min.setValue(0.5)
+    window.confidence_max.setValue(0.9)
+    visible = model.visible_rows
+    assert ((model.confidence[visible] >= 0.5) & (model.confidence[visible] <= 0.9)).all()
+    expected = (model.predicted == 0) & (model.confidence >= 0.5) & (model.confidence <= 0.9)
+    assert model.rowCount() == int(expected.sum())
+    window.clear_filters()
+    assert model.rowCount() == 300
+    window.search_edit.setText("BAG")  # case-insensitive, debounced
+    qtbot.waitUntil(lambda: model.rowCount() < 300, timeout=2000)
+    texts = column_values(model, "text")
+    assert texts and all("bag" in text.lower() for text in texts)
+    assert model.rowCount() == int(
+        model.frame["text"].str.lower().str.contains("bag", na=False).sum()
+    )
+    assert f"{model.rowCount():,} shown" in window.rows_status.text()
+    window.clear_filters_button.click()
+    assert model.rowCount() == 300
+
+
+def test_selecting_a_row_shows_text_and_probabilities(qtbot, labeled_window):
+    window = labeled_window
+    model = window.model
+    window.table.sortByColumn(model.column_index("confidence"), Qt.SortOrder.DescendingOrder)
+    window.table.selectionModel().setCurrentIndex(
+        model.index(3, 0),
+        QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+    )
+    row = model.source_row(3)
+    panel = window.detail_panel
+    assert panel.row == row
+    assert panel.text_view.toPlainText() == model.frame["text"][row]
+    np.testing.assert_allclose(panel.chart.probabilities(), model.probs[row])
+    assert model.predicted_label(row) in panel.predicted_value.text()
+    assert panel.gold_value.text() == model.frame["airline_sentiment"][row]
+    assert window.side_tabs.currentWidget() is panel
+    image = panel.chart.grab().toImage()
+    assert image.width() > 100  # painted without errors
+
+
+def test_probability_bars_are_painted(labeled_window):
+    window = labeled_window
+    window.resize(1400, 800)
+    window.show()
+    model = window.model
+    column = model.column_index("prob_negative")
+    assert isinstance(model.data(model.index(0, column), VALUE_ROLE), float)
+    image = window.table.viewport().grab().toImage()
+    assert not image.isNull()
+
+
+def test_model_on_100k_rows_sorts_and_filters_fast(qtbot):
+    """Sorting and filtering use whole numpy arrays: well under a second for 100,000 rows."""
+    rng = np.random.default_rng(0)
+    n = 100_000
+    words = np.array(["delayed", "great", "bag", "gate", "crew", "refund", "seat"])
+    pieces = pd.DataFrame(rng.choice(words, (n, 6)))
+    frame = pd.DataFrame(
+        {
+            "id": np.arange(n),
+            "text": pieces[0].str.cat([pieces[i] for i in range(1, 6)], sep=" "),
+            "airline": rng.choice(["A", "B", "C"], n),
+        }
+    )
+    model = LabeledTableModel()
+    model.set_frame(frame, LABELS)
+    model.set_text_column("text")
+    probs = rng.dirichlet([1, 1, 1], n)
+    model.apply_chunk(ChunkResult(np.arange(n), probs.argmax(1), probs.max(1), probs))
+    timings = {}
+    for name, action in {
+        "sort confidence": lambda: model.sort(model.column_index("confidence")),
+        "sort text": lambda: model.sort(model.column_index("text"), Qt.SortOrder.DescendingOrder),
+        "sort airline": lambda: model.sort(model.column_index("airline")),
+        "filter label+confidence": lambda: model.set_filter(
+            RowFilter(predicted_label="neutral", confidence_min=0.4, confidence_max=0.8)
+        ),
+        "search": lambda: model.set_filter(RowFilter(search="refund")),
+    }.items():
+        started = time.perf_counter()
+        action()
+        timings[name] = time.perf_counter() - started
+    assert max(timings.values()) < 0.5, timings
+    expected = frame["text"].str.contains("refund").to_numpy()
+    assert model.rowCount() == int(expected.sum())
+    assert model.data(model.index(model.rowCount() - 1, 0)) is not None
