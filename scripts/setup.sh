@@ -12,5 +12,5 @@ fi
 # torch would pull a several-GB CUDA build. On a GPU machine, install a CUDA build of torch
 # before running this script (the pin then keeps it if it is 2.13.0, else set TORCH_SPEC).
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
-.venv/bin/python -m pip install --quiet -e ".[gui,test]"
+.venv/bin/python -m pip install --quiet -e ".[gui,project,test]"
 .venv/bin/python -c "import spacy_bertcls, torch, spacy; print('spacy-bertcls', spacy_bertcls.__version__, '| spaCy', spacy.__version__, '| torch', torch.__version__)"

@@ -68,9 +68,11 @@ def test_project_runs_all_and_packages(sms_file, tmp_path):
         project / "sms_sample.csv", index=False
     )
     config = (project / "configs" / "frozen.cfg").read_text()
-    config = config.replace("max_epochs = 15", "max_epochs = 3").replace(
-        "max_length = 128", "max_length = 64"
-    )
+    # 3 epochs of 599 texts are ~57 steps: evaluate every 20 so model-best is not the
+    # step-0 checkpoint (spaCy evaluates only every eval_frequency steps).
+    config = config.replace("max_epochs = 15", "max_epochs = 3")
+    config = config.replace("eval_frequency = 150", "eval_frequency = 20")
+    assert "max_epochs = 3" in config and "eval_frequency = 20" in config
     (project / "configs" / "ci.cfg").write_text(config)
     run = [
         sys.executable, "-m", "spacy", "project", "run", "all", str(project),
@@ -82,7 +84,8 @@ def test_project_runs_all_and_packages(sms_file, tmp_path):
     assert "Evaluation report: reports/test_report.html" in out.stdout
     metrics = json.loads((project / "reports" / "test_metrics.json").read_text())
     assert metrics["n_evaluated"] > 100
-    assert metrics["macro"]["f1"] > 0.8  # 3 epochs on 560 texts: measured about 0.93
+    print(f"project run all, 3 epochs on 599 SMS: test macro-F1 {metrics['macro']['f1']:.3f}")
+    assert metrics["macro"]["f1"] > 0.9  # measured 0.982 (120 test texts, 16 spam)
     assert (project / "reports" / "confusion_matrix.png").exists()
     assert (project / "training" / "model-best" / "bert_textcat" / "model").is_dir()
 
