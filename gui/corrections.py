@@ -3,9 +3,10 @@
 ``.spacy`` holds one Doc per row with ``doc.cats`` set one-hot over the pipeline's labels, made
 the way ``spacy_bertcls.convert`` makes its Docs (tokenizer only, ``DocBin(store_user_data=
 False)``). ``.csv``/``.jsonl``/``.xlsx`` hold ``text,label`` columns written by
-``tables.write_table``, which ``bertcls convert`` reads. Note that ``write_table`` protects
-spreadsheet users by prefixing ``'`` to CSV/XLSX cells that start with ``= + - @``; texts
-such as tweets ("@united ...") are therefore changed in those two formats, and the app says so.
+``tables.write_table``, which ``bertcls convert`` reads. ``write_table`` protects spreadsheet
+users by prefixing ``'`` to CSV/XLSX cells that start with ``= + - @``, and ``read_table``
+removes it again, so convert trains on the exact texts; the app tells the user, since other
+tools reading the file would see the ``'``.
 """
 
 from __future__ import annotations

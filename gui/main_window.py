@@ -1273,11 +1273,11 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(f"Exported {count:,} corrections to {path}", 10000)
             if guarded:
                 self._show_info(
-                    "Some texts were changed",
-                    f"{guarded:,} of the {count:,} texts start with = + - or @, so the "
-                    f"{path.suffix} file has a leading ' in those cells (spreadsheet programs "
-                    "would otherwise run them as formulas), and training would see that '. "
-                    "For exact training texts export as .spacy or .jsonl.",
+                    f"Formula guard in the {path.suffix} file",
+                    f"{guarded:,} of the {count:,} texts start with = + - or @, so their cells "
+                    "begin with ' in the file: spreadsheet programs would otherwise run them "
+                    "as formulas. bertcls convert and this app remove that ' when they read "
+                    "the file, so training sees the exact texts; other tools may not.",
                 )
 
         self._run_task(

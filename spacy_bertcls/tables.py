@@ -23,6 +23,9 @@ Reading (`read_table`, `iter_table_chunks`, `count_rows`) and writing (`TableWri
   read whole and not streamed).
 * Written CSV/TSV/XLSX cells that a spreadsheet program would run as a formula (text starting
   with = + - @ TAB or CR, unless the text is a plain number such as "-5") get a leading "'".
+  Reading CSV/TSV/XLSX removes that "'" again (a spreadsheet program hides it too), so texts
+  round-trip exactly: "@united thanks" written to CSV and converted is "@united thanks", not
+  "'@united thanks". Text that itself starts with "'" before such a character gets one more.
   Parquet and JSON lines are written unchanged. CSV/TSV are written as UTF-8 with a BOM so that
   Excel opens them as UTF-8.
 """
@@ -78,7 +81,9 @@ _CANDIDATE_DELIMITERS = (",", ";", "\t", "|")
 _WHOLE_FILE = sys.maxsize
 _EXCEL_MAX_CELL_CHARS = 32_767
 _EXCEL_MAX_ROWS = 1_048_576
-_FORMULA_START = re.compile(r"^[=+\-@\t\r]")
+_FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
+# What neutralize_formulas writes: one "'" more than the text had before = + - @ TAB CR.
+_GUARDED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
@@ -110,7 +115,7 @@ def read_table(
     if suffix in DELIMITED_SUFFIXES:
         fmt = _delimited_format(path, encoding, limit=nrows)
         with _translate_read_errors(path, fmt.encoding):
-            return pd.read_csv(path, nrows=nrows, **_csv_options(fmt))
+            return remove_formula_guards(pd.read_csv(path, nrows=nrows, **_csv_options(fmt)))
     if suffix in PARQUET_SUFFIXES:
         return _read_parquet(path, nrows)
     chunks = _iter_chunks(path, suffix, _WHOLE_FILE, sheet, encoding, nrows)
@@ -466,7 +471,8 @@ def _iter_delimited(path: Path, encoding: str | None, chunk_size: int) -> Iterat
     fmt = _delimited_format(path, encoding)
     with _translate_read_errors(path, fmt.encoding):
         with pd.read_csv(path, chunksize=chunk_size, **_csv_options(fmt)) as reader:
-            yield from reader
+            for chunk in reader:
+                yield remove_formula_guards(chunk)
 
 
 @contextmanager
@@ -652,7 +658,7 @@ def _iter_excel(
         records = _excel_records(rows, len(columns), path, worksheet.title)
         frames = _RecordFrames()
         for batch in _batches(records, chunk_size, nrows):
-            yield frames.frame(batch, columns)
+            yield remove_formula_guards(frames.frame(batch, columns))
     finally:
         workbook.close()
 
@@ -955,6 +961,35 @@ def neutralize_formulas(series: pd.Series) -> pd.Series:
     if pd.api.types.is_object_dtype(series):
         return series.map(_neutralize_value)
     return series
+
+
+def remove_formula_guards(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo `neutralize_formulas` on the text cells and column names of a read table."""
+    copied = False
+    for name in df.columns:
+        series = df[name]
+        if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+            continue
+        try:
+            guarded = series.str.match(_GUARDED_FORMULA, na=False).astype(bool)
+        except AttributeError:  # an object column without any text
+            continue
+        if guarded.any():
+            if not copied:
+                df, copied = df.copy(), True
+            df[name] = series.mask(guarded, series.str.slice(1))
+    if any(_is_guarded(name) for name in df.columns):
+        df = df.copy() if not copied else df
+        df.columns = [_unguard_value(name) for name in df.columns]
+    return df
+
+
+def _is_guarded(value: Any) -> bool:
+    return isinstance(value, str) and _GUARDED_FORMULA.match(value) is not None
+
+
+def _unguard_value(value: Any) -> Any:
+    return value[1:] if _is_guarded(value) else value
 
 
 def _neutralize_value(value: Any) -> Any:

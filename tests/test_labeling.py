@@ -1,5 +1,6 @@
 """Tests for spacy_bertcls.labeling, with a tiny spaCy textcat trained inside the tests."""
 
+import csv
 from pathlib import Path
 
 import numpy as np
@@ -227,7 +228,10 @@ def test_label_file_neutralizes_formulas_in_csv_output(nlp, tmp_path):
     source = tmp_path / "reviews.jsonl"  # JSON lines keep "=SUM(A1)" as it is
     write_table(reviews(5), source)
     label_file(nlp, source, text_column="review", out=tmp_path / "labeled.csv")
-    assert read_table(tmp_path / "labeled.csv")["note"].tolist() == ["'=SUM(A1)"] * 5
+    with open(tmp_path / "labeled.csv", encoding="utf-8-sig", newline="") as file:
+        notes = [row["note"] for row in csv.DictReader(file)]
+    assert notes == ["'=SUM(A1)"] * 5  # in the file...
+    assert read_table(tmp_path / "labeled.csv")["note"].tolist() == ["=SUM(A1)"] * 5  # ...exact
 
 
 def test_label_file_cancel_leaves_no_output(nlp, tmp_path):

@@ -399,6 +399,20 @@ def test_formulas_neutralized_in_xlsx_output(tmp_path):
     assert [row[1].value for row in sheet.iter_rows(min_row=2)] == [-1.0] * len(FORMULAS)
 
 
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".xlsx"])
+def test_formula_guards_removed_on_reading_so_texts_round_trip(tmp_path, suffix):
+    # Texts that already start with "'" before a formula character keep it: the writer adds
+    # one "'" and the reader removes exactly one.
+    texts = [*FORMULAS[:5], *FORMULAS[6:], "'=x", "''@y", "'5", "'", "it's"]
+    frame = pd.DataFrame({"text": texts, "@col": range(len(texts))})
+    path = tmp_path / f"out{suffix}"
+    write_table(frame, path)
+    assert read_table(path)["text"].tolist() == texts
+    chunks = list(iter_table_chunks(path, chunk_size=4))
+    assert pd.concat(chunks)["text"].tolist() == texts
+    assert list(chunks[0].columns) == ["text", "@col"]
+
+
 @pytest.mark.parametrize("suffix", [".parquet", ".jsonl"])
 def test_formulas_unchanged_in_parquet_and_jsonl(tmp_path, suffix):
     path = tmp_path / f"out{suffix}"

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QComboBox
 from spacy.tokens import DocBin
 from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 
+from spacy_bertcls.convert import convert_table
 from spacy_bertcls.labeling import load_pipeline, predict_proba
 
 from .gui_support import LABELS, label, load, wait_idle
@@ -111,8 +112,6 @@ def test_correct_rows_and_export_training_data(qtbot, labeled_window, tmp_path):
     assert {doc.text: max(doc.cats, key=doc.cats.get) for doc in docs} == expected
     assert all(sorted(doc.cats) == LABELS and sum(doc.cats.values()) == 1.0 for doc in docs)
     # The project's convert reads the CSV as training data.
-    from spacy_bertcls.convert import convert_table
-
     more = pd.concat([written] * 5, ignore_index=True)
     more.to_csv(tmp_path / "more.csv", index=False)
     summary = convert_table(
@@ -127,18 +126,30 @@ def test_correct_rows_and_export_training_data(qtbot, labeled_window, tmp_path):
     assert not window.dialogs.errors
 
 
-def test_corrections_csv_warns_about_formula_guard(qtbot, window, pipeline_dir, tmp_path):
+def test_corrections_csv_round_trips_texts_through_convert(qtbot, window, pipeline_dir, tmp_path):
+    texts = ["@united lost my bag", "great crew", "=cmd|' /C calc'!A0"]
     path = tmp_path / "at.csv"
-    pd.DataFrame({"text": ["@united lost my bag", "great crew"]}).to_csv(path, index=False)
+    pd.DataFrame({"text": texts}).to_csv(path, index=False)
     load(qtbot, window, pipeline_dir, path)
-    window.correct_rows([0, 1], "negative")
+    window.correct_rows([0, 2], "negative")
+    window.correct_rows([1], "positive")
     window.export_corrections(tmp_path / "c.csv")
     wait_idle(qtbot, window)
-    assert window.dialogs.infos[-1][0] == "Some texts were changed"
-    window.export_corrections(tmp_path / "c.jsonl")
-    wait_idle(qtbot, window)
-    exact = pd.read_json(tmp_path / "c.jsonl", lines=True)
-    assert exact["text"].tolist() == ["@united lost my bag", "great crew"]
+    # The file guards the cells against spreadsheet formulas, and says so...
+    assert window.dialogs.infos[-1][0] == "Formula guard in the .csv file"
+    with open(tmp_path / "c.csv", encoding="utf-8-sig") as file:
+        assert "'@united lost my bag" in file.read()
+    # ...and convert reads the exact texts back.
+    convert_table(
+        tmp_path / "c.csv",
+        text_column="text",
+        label_column="label",
+        out_dir=tmp_path / "corpus",
+        dev_size=0,
+        test_size=0,
+    )
+    docs = DocBin().from_disk(tmp_path / "corpus" / "train.spacy").get_docs(spacy.blank("en").vocab)
+    assert sorted(doc.text for doc in docs) == sorted(texts)
 
 
 def test_export_corrections_without_any(qtbot, labeled_window, tmp_path):
