@@ -40,6 +40,8 @@ HEAD_FILE = "head.safetensors"
 CLASSIFIER_FILE = "classifier.json"
 # Settings that decide the shape or meaning of the head's weights: a saved head only fits them.
 SHAPE_SETTINGS = ("head", "hidden_width", "pooling", "layers")
+# What a model saved before a shape setting existed was built with.
+SHAPE_SETTINGS_BEFORE = {"layers": [-1]}
 
 
 class BertClassifierShim(PyTorchShim):
@@ -210,9 +212,10 @@ class BertClassifierShim(PyTorchShim):
                 )
         info = srsly.read_json(path / CLASSIFIER_FILE)
         for key in SHAPE_SETTINGS:
-            if info[key] != self.cfg[key]:
+            saved = info.get(key, SHAPE_SETTINGS_BEFORE.get(key))
+            if saved != self.cfg[key]:
                 raise BertclsError(
-                    f"The saved model in {path} has {key} = {info[key]!r} but the config says "
+                    f"The saved model in {path} has {key} = {saved!r} but the config says "
                     f"{self.cfg[key]!r}; a trained head cannot change shape. Use the saved value."
                 )
         encoder, tokenizer = load_pretrained(str(path / ENCODER_DIR), shown_name=str(path))

@@ -373,6 +373,22 @@ def test_save_and_load_round_trip_offline(tmp_path, tiny_encoder):
     assert numpy.array_equal(probabilities(from_bytes, fresh), expected)
 
 
+def test_model_saved_before_layers_existed_loads(tmp_path, tiny_encoder):
+    import json
+
+    nlp = make_nlp(tiny_encoder)
+    train(nlp, make_examples(nlp), epochs=1)
+    nlp.to_disk(tmp_path / "pipeline")
+    classifier = tmp_path / "pipeline" / "bert_textcat" / "model" / "classifier.json"
+    info = json.loads(classifier.read_text())
+    assert info.pop("layers") == [-1]
+    classifier.write_text(json.dumps(info))
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert numpy.array_equal(probabilities(loaded, TEXTS), probabilities(nlp, TEXTS))
+    with pytest.raises(BertclsError, match=r"has layers = \[-1\] but the config says \[-2\]"):
+        spacy.load(tmp_path / "pipeline", config={"components.bert_textcat.model.layers": [-2]})
+
+
 def test_standard_textcat_scores(tiny_encoder):
     nlp = make_nlp(tiny_encoder)
     examples = make_examples(nlp)
