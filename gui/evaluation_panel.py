@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 from spacy_bertcls.evaluation import (
     EvaluationResult,
     evaluate_predictions,
+    format_share,
     plot_pr_curves,
     plot_reliability,
 )
@@ -115,7 +116,7 @@ class ConfusionMatrixView(QTableWidget):
         for i in range(k):
             for j in range(k):
                 share = counts[i, j] / totals[i] if totals[i] else 0.0
-                text = f"{counts[i, j]:,}" + (f"\n{share:.0%}" if totals[i] else "")
+                text = f"{counts[i, j]:,}" + (f"\n{format_share(share)}" if totals[i] else "")
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 item.setBackground(heat_color(share))

@@ -620,6 +620,15 @@ def _colors(n: int) -> list:
     return [cmap(i % cmap.N) for i in range(n)]
 
 
+def format_share(share: float) -> str:
+    """A share of a confusion-matrix row as a percentage that never reads 0 % or 100 % when a
+    few rows are off (3 of 725 is "0.4%", not "0%")."""
+    whole = f"{share:.0%}"
+    if whole in ("0%", "100%") and 0.0 < share < 1.0:
+        return f"{share:.1%}" if 0.0005 <= share <= 0.9995 else f"{share:.2%}"
+    return whole
+
+
 def plot_confusion_matrix(result: EvaluationResult) -> Figure:
     """Confusion matrix with counts and row percentages; shading is the share of the gold row.
 
@@ -650,7 +659,7 @@ def plot_confusion_matrix(result: EvaluationResult) -> Figure:
         for j in range(k):
             text = f"{counts[i, j]:,}"
             if row_totals[i, 0] > 0:
-                text += f"\n{share[i, j]:.0%}"
+                text += f"\n{format_share(share[i, j])}"
             ax.text(
                 j,
                 i,

@@ -15,6 +15,7 @@ from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.evaluation import (
     EvaluationResult,
     evaluate_predictions,
+    format_share,
     format_summary,
     plot_confusion_matrix,
     plot_pr_curves,
@@ -349,3 +350,9 @@ def test_format_summary_lists_classes_and_counts():
     c_line = next(line for line in summary.splitlines() if line.strip().startswith("c "))
     assert c_line.split()[1:] == ["0.000", "0.000", "0.000", "1"]
     assert f"{result.accuracy:.3f}" in summary and not math.isnan(result.accuracy)
+
+
+def test_confusion_shares_never_round_a_few_rows_away():
+    assert [format_share(s) for s in (0.0, 1.0, 0.964, 0.5)] == ["0%", "100%", "96%", "50%"]
+    assert format_share(3 / 725) == "0.4%" and format_share(722 / 725) == "99.6%"
+    assert format_share(1 / 5000) == "0.02%" and format_share(4999 / 5000) == "99.98%"
