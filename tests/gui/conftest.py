@@ -17,7 +17,7 @@ pytest.importorskip("pytestqt", reason="the desktop app's tests need pytest-qt")
 import spacy_bertcls_gui  # noqa: E402, F401  (pins None/True/False, see qt_compat)
 from PySide6.QtCore import QSettings  # noqa: E402
 
-from .gui_support import make_pipeline, make_rows  # noqa: E402
+from .gui_support import label, load, make_pipeline, make_rows  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -109,3 +109,11 @@ def make_window(qtbot, settings):
 @pytest.fixture
 def window(make_window):
     return make_window()
+
+
+@pytest.fixture
+def labeled_window(qtbot, window, pipeline_dir, sample_csv):
+    """A window with the tiny pipeline and the sample CSV loaded, every row labeled."""
+    load(qtbot, window, pipeline_dir, sample_csv)
+    label(qtbot, window)
+    return window

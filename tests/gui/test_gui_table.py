@@ -10,16 +10,9 @@ import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 from spacy_bertcls_gui.table_model import VALUE_ROLE, ChunkResult, LabeledTableModel, RowFilter
 
-from .gui_support import LABELS, label, load
+from .gui_support import LABELS
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def labeled_window(qtbot, window, pipeline_dir, sample_csv):
-    load(qtbot, window, pipeline_dir, sample_csv)
-    label(qtbot, window)
-    return window
 
 
 def column_values(model, name):

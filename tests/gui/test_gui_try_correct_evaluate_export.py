@@ -19,16 +19,9 @@ from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 from spacy_bertcls.convert import convert_table
 from spacy_bertcls.labeling import load_pipeline, predict_proba
 
-from .gui_support import LABELS, label, load, wait_idle
+from .gui_support import LABELS, load, wait_idle
 
 pytestmark = pytest.mark.gui
-
-
-@pytest.fixture
-def labeled_window(qtbot, window, pipeline_dir, sample_csv):
-    load(qtbot, window, pipeline_dir, sample_csv)
-    label(qtbot, window)
-    return window
 
 
 # ----------------------------------------------------------------------------- try a text
