@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import os
+import random
+from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-
-import random  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pandas as pd  # noqa: E402
-import spacy  # noqa: E402
-from spacy.training import Example  # noqa: E402
+import pandas as pd
+import spacy
+from spacy.training import Example
 
 LABELS = ["negative", "neutral", "positive"]
 TRAIN = {
