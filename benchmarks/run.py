@@ -910,6 +910,10 @@ def make_big_csv(path: Path, rows: int) -> Path:
     return path
 
 
+# The real encoder's table has the tiny one's columns, so its row reads against theirs.
+MEMORY_HEADER = ["pipeline", "rows", "peak RSS MiB", "wall s", "rows/s (CLI)"]
+
+
 def section_memory(report: Report, tmp: Path, threads: int | None) -> None:
     mode = report.mode
     small, large = mode.memory_rows
@@ -950,14 +954,7 @@ def section_memory(report: Report, tmp: Path, threads: int | None) -> None:
     report.target(
         "bertcls label peak RSS does not grow with rows", f"{ratio:.3f}", ratio <= TARGET_RSS_GROWTH
     )
-    report.add(
-        Table(
-            "Peak memory of bertcls label",
-            ["pipeline", "rows", "peak RSS MiB", "wall s", "rows/s (CLI)"],
-            rows,
-            notes,
-        )
-    )
+    report.add(Table("Peak memory of bertcls label", MEMORY_HEADER, rows, notes))
     report.memory_small_csv = tmp / f"tweets_{small}.csv"
 
 
@@ -968,6 +965,7 @@ def real_memory_run(report: Report, tmp: Path, threads: int | None, rate: float 
     table = report.memory_small_csv
     left = mode.budget_s - report.elapsed()
     estimate = small / rate + 30 if rate else None
+    title = "Peak memory of bertcls label, real encoder"
     if not mode.real_memory_run or table is None or estimate is None or estimate > left:
         why = (
             "not in this mode"
@@ -978,14 +976,8 @@ def real_memory_run(report: Report, tmp: Path, threads: int | None, rate: float 
             if estimate is None
             else f"estimated {estimate:,.0f} s at the measured rate, {left:,.0f} s left"
         )
-        report.add(
-            Table(
-                "Peak memory of bertcls label, real encoder",
-                ["pipeline", "rows", "peak RSS MiB", "wall s", "rows/s (CLI)"],
-                [["frozen.cfg MiniLM", small, None, None, None]],
-                [f"Skipped: {why}."],
-            )
-        )
+        row = ["frozen.cfg MiniLM", small, None, None, None]
+        report.add(Table(title, MEMORY_HEADER, [row], [f"Skipped: {why}."]))
         return
     log(f"memory: real pipeline on {small:,} rows (about {estimate:,.0f} s)")
     pipeline_dir = tmp / "tweets_pipeline"
@@ -996,13 +988,8 @@ def real_memory_run(report: Report, tmp: Path, threads: int | None, rate: float 
         pipeline_dir, table, out, env=child_env(threads), log_file=tmp / "memory_real.log"
     )
     out.unlink(missing_ok=True)
-    report.add(
-        Table(
-            "Peak memory of bertcls label, real encoder",
-            ["pipeline", "rows", "peak RSS MiB", "wall s", "rows/s (CLI)"],
-            [["frozen.cfg MiniLM", small, peak / 2**20, seconds, rows_per_second_in(output)]],
-        )
-    )
+    row = ["frozen.cfg MiniLM", small, peak / 2**20, seconds, rows_per_second_in(output)]
+    report.add(Table(title, MEMORY_HEADER, [row]))
 
 
 # Section 4: accuracy ------------------------------------------------------------------------
