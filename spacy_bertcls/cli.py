@@ -118,8 +118,53 @@ def train(
     overrides.update(training_overrides(freeze_encoder, class_weights, encoder))
     if not config.exists():
         raise BertclsError(f"Config file {config} does not exist.")
+    if "training.eval_frequency" not in overrides:
+        frequency, why = eval_frequency_for_short_runs(config, overrides)
+        if frequency is not None:
+            overrides["training.eval_frequency"] = frequency
+            typer.echo(why)
     spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
     typer.echo(f"Trained pipeline: {output / 'model-best'}")
+
+
+def eval_frequency_for_short_runs(
+    config: Path, overrides: dict[str, Any]
+) -> tuple[int | None, str]:
+    """A smaller eval_frequency when training ends before its first evaluation after step 0.
+
+    spaCy evaluates (and saves model-best) only every eval_frequency steps, starting after the
+    first step; a run shorter than eval_frequency would keep that barely trained model as
+    model-best. Here training is evaluated about ten times instead. Returns (None, "") when
+    the config's value is fine or the run length cannot be known (batch size schedules, no
+    epoch limit, a training file that is not a .spacy file).
+    """
+    from spacy.tokens import DocBin
+    from spacy.util import load_config
+
+    cfg = load_config(config, overrides=overrides, interpolate=True)
+    training = cfg["training"]
+    size = training.get("batcher", {}).get("size")
+    train_path = cfg.get("paths", {}).get("train")
+    max_epochs, max_steps = training.get("max_epochs", 0), training.get("max_steps", 0)
+    if not isinstance(size, int) or not train_path or max_epochs <= 0:
+        return None, ""
+    if not str(train_path).endswith(".spacy") or not Path(train_path).is_file():
+        return None, ""
+    n_train = len(DocBin().from_disk(train_path))
+    steps_per_epoch = max(1, -(-n_train // size))
+    total = max_epochs * steps_per_epoch
+    if max_steps > 0:
+        total = min(total, max_steps)
+    frequency = training["eval_frequency"]
+    if total >= frequency:
+        return None, ""
+    new = max(1, -(-total // 10))  # about ten evaluations, the last within the final tenth
+    return new, (
+        f"Training takes about {total} steps ({n_train:,} texts, batches of {size}, "
+        f"{max_epochs} epochs), fewer than eval_frequency = {frequency}: evaluating every "
+        f"{new} steps instead, so that model-best is a trained model. Pass "
+        "--training.eval_frequency to choose."
+    )
 
 
 def training_overrides(freeze_encoder: str, class_weights: str, encoder: str) -> dict[str, Any]:

@@ -226,6 +226,24 @@ def test_train_with_a_project_config(tiny_encoder, tmp_path):
         assert textcat.cfg["freeze_encoder"] == (config == "frozen")
 
 
+def test_short_training_runs_evaluate_before_they_end(tmp_path):
+    from spacy.tokens import DocBin
+
+    from spacy_bertcls.cli import eval_frequency_for_short_runs
+
+    nlp = spacy.blank("en")
+    docs = DocBin(docs=[nlp.make_doc(t) for t in (HAM + SPAM) * 10])  # 180 texts
+    docs.to_disk(tmp_path / "train.spacy")
+    config = ROOT / "configs" / "frozen.cfg"  # batches of 32, 15 epochs, eval_frequency 150
+    overrides = {"paths.train": str(tmp_path / "train.spacy"), "paths.dev": "dev.spacy"}
+    frequency, why = eval_frequency_for_short_runs(config, overrides)
+    assert frequency == 9  # 6 steps per epoch, 90 steps in all
+    assert "about 90 steps (180 texts, batches of 32, 15 epochs)" in why
+    longer = {**overrides, "training.max_epochs": 30}
+    assert eval_frequency_for_short_runs(config, longer) == (None, "")  # 180 steps
+    assert eval_frequency_for_short_runs(config, {**overrides, "paths.train": "x.csv"})[0] is None
+
+
 def test_class_weights_option_parsing():
     assert parse_class_weights("balanced") == "balanced"
     assert parse_class_weights("none") is None
