@@ -148,7 +148,7 @@ def info_html(info: PipelineInfo) -> str:
     rows = "".join(f"<tr><td><b>{e(key)}</b></td><td>{e(value)}</td></tr>" for key, value in facts)
     rows += f"<tr><td><b>Labels</b></td><td>{swatches}</td></tr>"
     parts = [f"<h3>{e(info.name)} {e(info.version)}</h3>", f"<table cellpadding='3'>{rows}</table>"]
-    parts.append("<h4>Training scores (nlp.meta['performance'])</h4>")
+    parts.append("<h4>Dev-split scores of the saved model (nlp.meta['performance'])</h4>")
     if info.scores:
         overall = [(key, value) for key, value in info.scores if "_per_type." not in key]
         parts.append(_key_value_table(overall))
