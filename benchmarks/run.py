@@ -1096,9 +1096,19 @@ def scored_model(config, overrides: dict[str, int], n_train: int) -> str:
     return "model-best" if steps >= every else "model-last"
 
 
-def section_accuracy(report: Report, tmp: Path, threads: int | None, uncapped: bool) -> None:
+ACCURACY_DATA = {"sms": load_sms, "tweets": load_tweets}
+
+
+def section_accuracy(
+    report: Report,
+    tmp: Path,
+    threads: int | None,
+    uncapped: bool,
+    data_sets: Sequence[str] = tuple(ACCURACY_DATA),
+) -> None:
     mode = report.mode
-    for data, key in ((load_sms(), "sms"), (load_tweets(), "tweets")):
+    for key in data_sets:
+        data = ACCURACY_DATA[key]()
         fine_tune = (
             mode.fine_tuning == "all" or uncapped or (mode.fine_tuning == "sms" and key == "sms")
         )
@@ -1303,6 +1313,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="Fine-tuning runs on both data sets, finetune.cfg not capped (hours on a CPU).",
     )
     parser.add_argument(
+        "--accuracy-data",
+        nargs="+",
+        choices=["sms", "tweets"],
+        default=["sms", "tweets"],
+        help="Data sets of the accuracy section (e.g. --only accuracy --uncapped "
+        "--accuracy-data tweets for the fine-tuning rows of one data set).",
+    )
+    parser.add_argument(
         "--no-record", action="store_true", help="Do not append to benchmarks/RESULTS.md."
     )
     parser.add_argument("--workdir", type=Path, default=None, help="Temporary files go here.")
@@ -1329,7 +1347,12 @@ def main(argv: list[str] | None = None) -> int:
         ("frozen", lambda: section_frozen(report)),
         ("labeling", lambda: section_labeling(report, workdir, args.threads)),
         ("memory", lambda: section_memory(report, workdir, args.threads)),
-        ("accuracy", lambda: section_accuracy(report, workdir, args.threads, args.uncapped)),
+        (
+            "accuracy",
+            lambda: section_accuracy(
+                report, workdir, args.threads, args.uncapped, args.accuracy_data
+            ),
+        ),
         ("memory", lambda: real_memory_run(report, workdir, args.threads, report.labeling_rate)),
         ("gpu", lambda: section_gpu(report, workdir, args.threads)),
     ]
