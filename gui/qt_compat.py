@@ -11,6 +11,10 @@ project's environment: -1 reference to ``None`` per ``QLabel.setText`` call, -1 
 The fix gives these three singletons a reference count so large that the leak can never drain
 it, which is what Python 3.12 does for them anyway. Nothing else changes: CPython never frees
 these objects.
+
+pyproject.toml now keeps PySide6 below 6.12 (6.11.3 has no such leak, measured), because
+6.12.0 also crashed the GUI tests at random with this workaround in place; it stays for
+environments that have 6.12 installed anyway.
 """
 
 from __future__ import annotations
