@@ -1315,8 +1315,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--accuracy-data",
         nargs="+",
-        choices=["sms", "tweets"],
-        default=["sms", "tweets"],
+        choices=list(ACCURACY_DATA),
+        default=list(ACCURACY_DATA),
         help="Data sets of the accuracy section (e.g. --only accuracy --uncapped "
         "--accuracy-data tweets for the fine-tuning rows of one data set).",
     )

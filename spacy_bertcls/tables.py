@@ -965,7 +965,7 @@ def neutralize_formulas(series: pd.Series) -> pd.Series:
 
 def remove_formula_guards(df: pd.DataFrame) -> pd.DataFrame:
     """Undo `neutralize_formulas` on the text cells and column names of a read table."""
-    copied = False
+    unguarded = {}
     for name in df.columns:
         series = df[name]
         if not (pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
@@ -975,12 +975,14 @@ def remove_formula_guards(df: pd.DataFrame) -> pd.DataFrame:
         except AttributeError:  # an object column without any text
             continue
         if guarded.any():
-            if not copied:
-                df, copied = df.copy(), True
-            df[name] = series.mask(guarded, series.str.slice(1))
-    if any(_is_guarded(name) for name in df.columns):
-        df = df.copy() if not copied else df
-        df.columns = [_unguard_value(name) for name in df.columns]
+            unguarded[name] = series.mask(guarded, series.str.slice(1))
+    names = [_unguard_value(name) for name in df.columns]
+    if not unguarded and names == list(df.columns):
+        return df
+    df = df.copy()
+    for name, series in unguarded.items():
+        df[name] = series
+    df.columns = names
     return df
 
 

@@ -143,8 +143,10 @@ def test_evaluate_writes_report_and_reports_unknown_gold(pipeline, table, tmp_pa
     assert (tmp_path / "plots" / "confusion_matrix.png").exists()
 
 
-def test_convert_then_evaluate_the_spacy_split(pipeline, tmp_path):
-    df = pd.DataFrame({"text": (HAM + SPAM) * 3, "label": (["ham"] * 12 + ["spam"] * 6) * 3})
+def convert_corpus(tmp_path, copies: int, dev_size: str, test_size: str):
+    """``bertcls convert`` on ``copies`` times the HAM and SPAM texts, into tmp_path/corpus."""
+    labels = ["ham"] * len(HAM) + ["spam"] * len(SPAM)
+    df = pd.DataFrame({"text": (HAM + SPAM) * copies, "label": labels * copies})
     df.to_csv(tmp_path / "data.csv", index=False)
     result = invoke(
         "convert",
@@ -156,11 +158,16 @@ def test_convert_then_evaluate_the_spacy_split(pipeline, tmp_path):
         "--out",
         tmp_path / "corpus",
         "--dev-size",
-        "0.2",
+        dev_size,
         "--test-size",
-        "0.2",
+        test_size,
     )
     assert result.exit_code == 0, result.output
+    return result
+
+
+def test_convert_then_evaluate_the_spacy_split(pipeline, tmp_path):
+    result = convert_corpus(tmp_path, 3, "0.2", "0.2")
     assert "rows read 54" in result.output
     result = invoke(
         "evaluate", pipeline, tmp_path / "corpus" / "test.spacy", "--report", tmp_path / "r.html"
@@ -178,22 +185,7 @@ def test_info_shows_encoder_and_weights(pipeline):
 
 
 def test_train_with_a_project_config(tiny_encoder, tmp_path):
-    df = pd.DataFrame({"text": (HAM + SPAM) * 2, "label": (["ham"] * 12 + ["spam"] * 6) * 2})
-    df.to_csv(tmp_path / "data.csv", index=False)
-    invoke(
-        "convert",
-        tmp_path / "data.csv",
-        "--text-column",
-        "text",
-        "--label-column",
-        "label",
-        "--out",
-        tmp_path / "corpus",
-        "--dev-size",
-        "0.25",
-        "--test-size",
-        "0.1",
-    )
+    convert_corpus(tmp_path, 2, "0.25", "0.1")
     for config in ("frozen", "finetune"):
         result = invoke(
             "train",
