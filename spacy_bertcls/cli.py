@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -269,21 +270,35 @@ def progress_bar(description: str):
             MofNCompleteColumn(),
             TextColumn("{task.fields[rate]} rows/s"),
             TimeElapsedColumn(),
-            TextColumn("left"),
+            TextColumn("elapsed,"),
             TimeRemainingColumn(),
+            TextColumn("left"),
         )
-        with Progress(*columns, transient=False) as progress:
-            task = progress.add_task(description, total=None, rate="-")
+        # Shown from the first report on (after the input was checked), so that a bad column
+        # or file fails without an empty bar above the message; elapsed counts from here.
+        shown: list[tuple[Progress, Any]] = []
+        entered = time.monotonic()  # rich's clock
 
-            def report(state) -> None:
-                progress.update(
-                    task,
-                    completed=state.rows_done,
-                    total=state.rows_total,
-                    rate=f"{state.rows_per_second:,.0f}",
-                )
+        def report(state) -> None:
+            if not shown:
+                progress = Progress(*columns, transient=False, get_time=time.monotonic)
+                progress.start()
+                task = progress.add_task(description, total=None, rate="-")
+                progress.tasks[0].start_time = entered
+                shown.append((progress, task))
+            progress, task = shown[0]
+            progress.update(
+                task,
+                completed=state.rows_done,
+                total=state.rows_total,
+                rate=f"{state.rows_per_second:,.0f}",
+            )
 
+        try:
             yield report
+        finally:
+            if shown:
+                shown[0][0].stop()
 
     return bar()
 

@@ -251,3 +251,13 @@ def test_class_weights_option_parsing():
     }
     with pytest.raises(ValueError, match="true, false or auto"):
         training_overrides("maybe", "auto", "auto")
+
+
+def test_label_with_a_wrong_column_fails_before_any_progress_bar(pipeline, table, tmp_path):
+    result = invoke(
+        "label", pipeline, table, "--text-column", "mesage", "--out", tmp_path / "o.csv"
+    )
+    assert result.exit_code == 1
+    assert "no column 'mesage' (did you mean 'message'?)" in result.output
+    assert "Labeling" not in result.output and "rows/s" not in result.output
+    assert not (tmp_path / "o.csv").exists()
