@@ -180,7 +180,7 @@ class BertClassifierShim(PyTorchShim):
                 weights, _ = optimizer(
                     (self.id, name), torch2xp(param.data), torch2xp(param.grad), lr_scale=lr_scale
                 )
-                param.data = xp2torch(weights, requires_grad=True, device=param.device)
+                update_in_place(param, weights)
             param.grad.zero_()
         self._grad_scaler.update()
 
@@ -240,3 +240,17 @@ class BertClassifierShim(PyTorchShim):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             return self.from_disk(Path(tmp))
+
+
+def update_in_place(param: torch.Tensor, weights: Any) -> None:
+    """Make ``param`` hold ``weights`` without giving it a new tensor.
+
+    thinc's optimizers update the array they are given in place and return a view of it. The
+    usual ``param.data = xp2torch(weights)`` would give the parameter a tensor whose memory is
+    owned by that view, whose base is the tensor the parameter held before: a chain that grows
+    by one link per step and keeps every earlier tensor (and whatever memory they own) alive.
+    """
+    new = xp2torch(weights, device=param.device)
+    if new.data_ptr() != param.data_ptr():
+        with torch.no_grad():
+            param.copy_(new)

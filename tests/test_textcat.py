@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 
@@ -429,3 +430,27 @@ def test_layers_are_concatenated_and_checked(tiny_encoder):
         get_shim_after_init(make_nlp(tiny_encoder, model={"layers": [5]}))
     with pytest.raises(BertclsError, match="each once"):
         make_nlp(tiny_encoder, model={"layers": [-1, -1]})
+
+
+def live_tensors() -> int:
+    gc.collect()
+    return sum(1 for obj in gc.get_objects() if torch.is_tensor(obj))
+
+
+@pytest.mark.parametrize("freeze_encoder", [True, False])
+def test_training_steps_keep_no_tensor_alive(tiny_encoder, freeze_encoder):
+    """Each optimizer step used to give every parameter a new tensor that kept the previous one
+    alive (a chain through numpy's base), so memory grew by a copy of the trainable weights
+    per step. Counting live tensors is exact and does not depend on timing."""
+    nlp = make_nlp(tiny_encoder, freeze_encoder=freeze_encoder)
+    examples = make_examples(nlp)
+    optimizer = train(nlp, examples, epochs=1, batch_size=6)
+    params = get_shim(nlp.get_pipe("bert_textcat").model).trainable_parameters()
+    before = live_tensors()
+    pointers = [p.data_ptr() for _, p in params]
+    for _ in range(5):
+        for start in range(0, len(examples), 6):
+            nlp.update(examples[start : start + 6], sgd=optimizer)
+    assert live_tensors() == before
+    # The optimizer writes into the parameters' own memory.
+    assert [p.data_ptr() for _, p in params] == pointers
