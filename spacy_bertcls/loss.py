@@ -1,7 +1,9 @@
 """Class weights and the class-weighted losses of ``bert_textcat``.
 
-The gradients are computed with respect to the logits (softmax or sigmoid included), which is
-exact and stable where a gradient through saturated probabilities would not be.
+The losses take probabilities (what the component's ``predict`` returns, as spaCy's
+``get_loss(examples, scores)`` expects) and return the gradient with respect to the logits (the
+model's output), which is exact and stable where a gradient through saturated probabilities
+would not be.
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ def resolve_class_weights(
     class_weights: ClassWeightsSetting,
     labels: Sequence[str],
     truths: numpy.ndarray,
+    not_missing: numpy.ndarray,
     *,
     exclusive_classes: bool,
 ) -> dict[str, float] | None:
-    """The weight of each label, from the setting and the training truths (n x labels).
+    """The weight of each label, from the setting and the training truths (n x labels, with
+    ``not_missing`` marking the known cells).
 
     "balanced" is scikit-learn's ``compute_class_weight("balanced")``, n / (k * count), for
     exclusive classes; for multi-label, each label's positive examples get n_neg / n_pos (the
-    ``pos_weight`` of PyTorch's BCEWithLogitsLoss).
+    ``pos_weight`` of PyTorch's BCEWithLogitsLoss), counting only the examples that give it.
     """
     if class_weights is None:
         return None
@@ -56,11 +60,11 @@ def resolve_class_weights(
                 f"{', '.join(map(repr, empty))} has none. Add examples, remove the label, or "
                 "give explicit weights."
             )
-        n = truths.shape[0]
         if exclusive_classes:
-            weights = n / (len(labels) * positives)
+            weights = truths.shape[0] / (len(labels) * positives)
         else:
-            weights = (n - positives) / positives
+            negatives = ((truths == 0.0) & (not_missing == 1.0)).sum(axis=0)
+            weights = numpy.maximum(negatives, 1) / positives
         return {label: float(w) for label, w in zip(labels, weights)}
     unknown = sorted(set(class_weights) - set(labels))
     if unknown:
@@ -72,45 +76,56 @@ def resolve_class_weights(
     return {label: float(class_weights.get(label, 1.0)) for label in labels}
 
 
-def softmax_cross_entropy(
-    logits: numpy.ndarray, targets: numpy.ndarray, weights: numpy.ndarray | None, xp=numpy
-) -> tuple[float, numpy.ndarray]:
-    """Weighted mean cross-entropy over exclusive classes and its gradient wrt the logits.
+# Probabilities are clipped here before their log, so a saturated prediction gives a large,
+# finite loss; the gradients need no clipping.
+TINY = float(numpy.finfo("f").tiny)
 
-    Like ``torch.nn.CrossEntropyLoss(weight=...)``: each example counts with its gold class's
-    weight and the mean divides by the sum of those weights.
+
+def softmax_cross_entropy(
+    probs: numpy.ndarray, truths: numpy.ndarray, weights: numpy.ndarray | None, xp=numpy
+) -> tuple[float, numpy.ndarray]:
+    """Weighted mean cross-entropy over exclusive classes, and its gradient wrt the logits.
+
+    ``probs`` are the softmax outputs (what ``predict`` returns), ``truths`` one-hot rows; a
+    row without a 1 (no known gold label) adds no loss and no gradient. Like
+    ``torch.nn.CrossEntropyLoss(weight=...)``: each example counts with its gold class's weight
+    and the mean divides by the sum of those weights. The gradient wrt the logits,
+    ``weight * (p - onehot)``, needs only the probabilities and is exact where a gradient
+    through saturated probabilities would not be.
     """
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - xp.log(xp.exp(shifted).sum(axis=1, keepdims=True))
+    known = truths.sum(axis=1) > 0
+    targets = truths.argmax(axis=1)
     rows = xp.arange(len(targets))
     example_weights = weights[targets] if weights is not None else xp.ones(len(targets), "f")
-    total = example_weights.sum()
-    loss = -(example_weights * log_probs[rows, targets]).sum() / total
-    d_logits = xp.exp(log_probs)
+    example_weights = example_weights * known
+    total = float(example_weights.sum())
+    if total == 0.0:
+        return 0.0, xp.zeros_like(probs, dtype="f")
+    gold = xp.maximum(probs[rows, targets], TINY)
+    loss = -float((example_weights * xp.log(gold)).sum()) / total
+    d_logits = probs.astype("f")
     d_logits[rows, targets] -= 1.0
     d_logits *= (example_weights / total)[:, None]
-    return float(loss), d_logits.astype("f")
+    return loss, d_logits.astype("f")
 
 
 def sigmoid_binary_cross_entropy(
-    logits: numpy.ndarray,
+    probs: numpy.ndarray,
     truths: numpy.ndarray,
     not_missing: numpy.ndarray,
     pos_weights: numpy.ndarray | None,
     xp=numpy,
 ) -> tuple[float, numpy.ndarray]:
-    """Mean binary cross-entropy over independent labels and its gradient wrt the logits.
+    """Mean binary cross-entropy over independent labels, and its gradient wrt the logits.
 
-    Like ``torch.nn.BCEWithLogitsLoss(pos_weight=...)``, averaged over the known (not missing)
-    example-label cells.
+    ``probs`` are the sigmoid outputs. Like ``torch.nn.BCEWithLogitsLoss(pos_weight=...)``,
+    averaged over the known (not missing) example-label cells; missing cells add nothing.
     """
     pos = pos_weights[None, :] if pos_weights is not None else 1.0
-    # log(sigmoid(z)) and log(1 - sigmoid(z)) in a form that does not overflow.
-    log_sig = -xp.logaddexp(0.0, -logits)
-    log_one_minus = -xp.logaddexp(0.0, logits)
-    cell_loss = -(pos * truths * log_sig + (1.0 - truths) * log_one_minus)
+    log_p = xp.log(xp.maximum(probs, TINY))
+    log_not_p = xp.log(xp.maximum(1.0 - probs, TINY))
+    cell_loss = -(pos * truths * log_p + (1.0 - truths) * log_not_p)
     count = max(float(not_missing.sum()), 1.0)
     loss = float((cell_loss * not_missing).sum() / count)
-    sig = 1.0 / (1.0 + xp.exp(-logits))
-    d_logits = (sig * (pos * truths + 1.0 - truths) - pos * truths) * not_missing / count
+    d_logits = (probs * (pos * truths + 1.0 - truths) - pos * truths) * not_missing / count
     return loss, d_logits.astype("f")

@@ -172,11 +172,21 @@ class BertClassifierShim(PyTorchShim):
 
     def finish_update(self, optimizer: Optimizer) -> None:
         scale = float(self.cfg.get("encoder_learn_rate_scale", 1.0))
+        # spaCy's Language.rehearse passes a plain function that collects (weights, gradient)
+        # and applies the real optimizer after every component: it takes no lr_scale, and it
+        # must get a copy of the gradient, which is zeroed here before it is used.
+        collecting = not isinstance(optimizer, Optimizer)
         for name, param in self.trainable_parameters():
             if param.grad is None:
                 continue
-            if not self._grad_scaler.found_inf:
-                lr_scale = scale if name.startswith("encoder.") else 1.0
+            lr_scale = scale if name.startswith("encoder.") else 1.0
+            if self._grad_scaler.found_inf:
+                pass
+            elif collecting:
+                # Without lr_scale the encoder would move at the head's rate: it stays as is.
+                if lr_scale == 1.0:
+                    optimizer((self.id, name), torch2xp(param.data), torch2xp(param.grad).copy())
+            else:
                 weights, _ = optimizer(
                     (self.id, name), torch2xp(param.data), torch2xp(param.grad), lr_scale=lr_scale
                 )

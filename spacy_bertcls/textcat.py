@@ -7,6 +7,7 @@ are the component's settings), and the component class. The network itself is re
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Iterable
 from itertools import islice
 from pathlib import Path
@@ -55,7 +56,7 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # Settings restored from a saved pipeline; the others come from its config.cfg, so that a
 # config override at spacy.load (say, freeze_encoder for further training) takes effect.
-SAVED_CFG_KEYS = ("labels", "class_weights_used")
+SAVED_CFG_KEYS = ("labels", "class_weights_used", "positive_label")
 
 
 def bert_textcat_score(examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
@@ -166,7 +167,11 @@ class BertTextCategorizer(TrainablePipe):
             "class_weights": class_weights,
             # The weights actually used, resolved at initialize (e.g. from "balanced").
             "class_weights_used": None,
+            # spaCy's textcat option: the label whose F-score is cats_score (binary tasks).
+            "positive_label": None,
         }
+        # Set by nlp.resume_training(): the model whose predictions rehearse() keeps.
+        self._rehearsal_model: Model | None = None
         configure_training(
             model,
             freeze_encoder=freeze_encoder,
@@ -223,69 +228,127 @@ class BertTextCategorizer(TrainablePipe):
         losses.setdefault(self.name, 0.0)
         examples = list(examples)
         validate_examples(examples, "BertTextCategorizer.update")
+        self._validate_categories(examples)
         if not examples:
             return losses
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
-        loss, d_logits = self.get_loss(examples, logits)
+        loss, d_logits = self.get_loss(examples, self._probabilities(logits))
         backprop(d_logits)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
         return losses
 
-    def get_loss(self, examples: Iterable[Example], logits) -> tuple[float, Any]:
-        """Class-weighted cross-entropy (exclusive) or binary cross-entropy (multi-label),
-        and its gradient with respect to the logits."""
+    def rehearse(
+        self,
+        examples: Iterable[Example],
+        *,
+        drop: float = 0.0,
+        sgd: Optimizer | None = None,
+        losses: dict[str, float] | None = None,
+    ) -> dict[str, float]:
+        """Teach the model to keep the predictions of the model it had at
+        ``nlp.resume_training()`` (spaCy's rehearsal against catastrophic forgetting).
+
+        The loss is the cross-entropy between the earlier model's probabilities and the current
+        ones; gold labels are not used. Without ``resume_training()`` there is no earlier model
+        and, as in spaCy's textcat, nothing happens.
+        """
+        if losses is None:
+            losses = {}
+        losses.setdefault(self.name, 0.0)
         examples = list(examples)
+        validate_examples(examples, "BertTextCategorizer.rehearse")
+        if self._rehearsal_model is None or not examples:
+            return losses
+        docs = [eg.predicted for eg in examples]
+        target = self._probabilities(self._rehearsal_model.predict(docs))
+        logits, backprop = self.model.begin_update(docs)
+        probs = self._probabilities(logits)
+        xp = self.model.ops.xp
+        n = len(docs)
+        if self.cfg["exclusive_classes"]:
+            loss = -(target * xp.log(xp.maximum(probs, 1e-30))).sum() / n
+        else:
+            loss = (
+                -(
+                    target * xp.log(xp.maximum(probs, 1e-30))
+                    + (1 - target) * xp.log(xp.maximum(1 - probs, 1e-30))
+                ).sum()
+                / n
+            )
+        # For softmax and for sigmoid cross-entropy the gradient wrt the logits is p - target.
+        backprop(((probs - target) / n).astype("f"))
+        if sgd is not None:
+            self.finish_update(sgd)
+        losses[self.name] += float(loss)
+        return losses
+
+    def get_loss(self, examples: Iterable[Example], scores) -> tuple[float, Any]:
+        """Class-weighted cross-entropy (exclusive) or binary cross-entropy (multi-label).
+
+        ``scores`` are probabilities, as ``predict`` returns them; the gradient returned is
+        with respect to the model's output, the logits (softmax or sigmoid included).
+        Labels the component does not have are ignored, as in spaCy's textcat. Exclusive
+        classes: a label missing from ``doc.cats`` counts as 0, and an example without any
+        positive label adds no loss (spaCy's squared error would push all scores to 0; a
+        cross-entropy has no target then). Multi-label: a missing label adds no loss.
+        """
+        examples = list(examples)
+        validate_examples(examples, "BertTextCategorizer.get_loss")
+        self._validate_categories(examples)
         truths, not_missing = self._examples_to_truth(examples)
         ops = self.model.ops
         xp = ops.xp
+        scores = ops.asarray2f(scores)
         weights = self.class_weights
         weight_array = ops.asarray1f([weights[label] for label in self.labels]) if weights else None
         if self.cfg["exclusive_classes"]:
-            targets = ops.asarray1i(truths.argmax(axis=1))
-            return softmax_cross_entropy(logits, targets, weight_array, xp=xp)
+            return softmax_cross_entropy(scores, ops.asarray2f(truths), weight_array, xp=xp)
         return sigmoid_binary_cross_entropy(
-            logits, ops.asarray2f(truths), ops.asarray2f(not_missing), weight_array, xp=xp
+            scores, ops.asarray2f(truths), ops.asarray2f(not_missing), weight_array, xp=xp
         )
 
     def _examples_to_truth(self, examples: list[Example]) -> tuple[numpy.ndarray, numpy.ndarray]:
-        """Gold values (examples x labels) and which of them are known, after validation."""
+        """Gold values (examples x labels) and which of them are known, as spaCy's textcat
+        reads them: labels not in ``doc.cats`` are 0 for exclusive classes and missing for
+        multi-label; labels the component does not have are ignored."""
         truths = numpy.zeros((len(examples), len(self.labels)), dtype="f")
         not_missing = numpy.ones_like(truths)
-        index = {label: j for j, label in enumerate(self.labels)}
+        multi_label = not self.cfg["exclusive_classes"]
+        for i, eg in enumerate(examples):
+            cats = eg.reference.cats
+            for j, label in enumerate(self.labels):
+                if label in cats:
+                    truths[i, j] = cats[label]
+                elif multi_label:
+                    not_missing[i, j] = 0.0
+        return truths, not_missing
+
+    def _validate_categories(self, examples: Iterable[Example]) -> None:
+        """Gold values must be 0 or 1, and at most one 1 for exclusive classes.
+
+        Once the labels are known, only they are checked for exclusivity, so that
+        ``doc.cats`` can also hold another component's labels (spaCy's textcat counts all)."""
         exclusive = self.cfg["exclusive_classes"]
+        own = set(self.labels)
         for i, eg in enumerate(examples):
             cats = eg.reference.cats
             for label, value in cats.items():
-                if label not in index:
-                    raise BertclsError(
-                        f"Training example {i} ({snippet(eg.reference.text)}) has the label "
-                        f"{label!r}, which the component does not know (labels: "
-                        f"{', '.join(map(repr, self.labels))}). Fix the data, or add the label "
-                        "before nlp.initialize()."
-                    )
                 if value not in (0.0, 1.0):
                     raise BertclsError(
                         f"Training example {i} ({snippet(eg.reference.text)}) gives label "
                         f"{label!r} the value {value!r}; gold values must be 0.0 or 1.0."
                     )
-                truths[i, index[label]] = value
-            positives = [label for label, value in cats.items() if value == 1.0]
-            if not cats or (exclusive and not positives):
-                raise BertclsError(
-                    f"Training example {i} ({snippet(eg.reference.text)}) has no gold label. "
-                    "Give every training text a label, or drop it from the training data."
-                )
+            positives = [
+                label for label, value in cats.items() if value == 1.0 and (not own or label in own)
+            ]
             if exclusive and len(positives) > 1:
                 raise BertclsError(
                     f"Training example {i} ({snippet(eg.reference.text)}) has "
                     f"{len(positives)} gold labels ({', '.join(map(repr, positives))}) but "
                     "the classes are exclusive. Keep one, or set exclusive_classes = false."
                 )
-            if not exclusive:
-                not_missing[i] = [1.0 if label in cats else 0.0 for label in self.labels]
-        return truths, not_missing
 
     def add_label(self, label: str) -> int:
         """Add a label before initialization; returns 0 if it was there already, else 1."""
@@ -308,30 +371,81 @@ class BertTextCategorizer(TrainablePipe):
         *,
         nlp: Language | None = None,
         labels: Iterable[str] | None = None,
+        positive_label: str | None = None,
     ) -> None:
-        """Take labels from the examples (or ``labels``), resolve the class weights, load the
-        encoder and build the head."""
+        """Add the labels (``labels``, else those of the examples), resolve the class weights,
+        load the encoder and build the head.
+
+        Labels given earlier by ``add_label`` stay, so ``nlp.initialize()`` without examples
+        works once the labels are known, as with spaCy's textcat. ``positive_label``: for two
+        exclusive classes, the label whose F-score is ``cats_score`` (spaCy's option).
+        """
         validate_get_examples(get_examples, "BertTextCategorizer.initialize")
+        if positive_label is not None and not self.cfg["exclusive_classes"]:
+            raise BertclsError(
+                f"positive_label = {positive_label!r} is for two exclusive classes; this "
+                "component is multi-label (exclusive_classes = false). Leave it unset."
+            )
         for label in labels if labels is not None else self._labels_in(get_examples()):
             self.add_label(label)
+        self._validate_categories(get_examples())
         minimum = 2 if self.cfg["exclusive_classes"] else 1
         if len(self.labels) < minimum:
             raise BertclsError(
                 f"bert_textcat needs at least {minimum} labels to train, found "
-                f"{list(self.labels)}. Check the label column of the training data."
+                f"{list(self.labels)}. Check the label column of the training data, or add "
+                "the labels with add_label() or [initialize.components.<name>] labels."
             )
-        truths = [self._examples_to_truth(list(batch))[0] for batch in batched(get_examples())]
-        if not truths:
-            raise BertclsError("bert_textcat.initialize got no training examples.")
-        self.cfg["class_weights_used"] = resolve_class_weights(
-            self.cfg["class_weights"],
-            self.labels,
-            numpy.concatenate(truths),
-            exclusive_classes=self.cfg["exclusive_classes"],
-        )
+        self._set_positive_label(positive_label)
+        self.cfg["class_weights_used"] = self._resolve_class_weights(get_examples)
         sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.set_dim("nO", len(self.labels), force=True)
         self.model.initialize(X=sample)
+
+    def _set_positive_label(self, positive_label: str | None) -> None:
+        if positive_label is not None:
+            if positive_label not in self.labels:
+                raise BertclsError(
+                    f"positive_label = {positive_label!r} is not one of the labels "
+                    f"({', '.join(map(repr, self.labels))})."
+                )
+            if len(self.labels) != 2:
+                raise BertclsError(
+                    f"positive_label = {positive_label!r} needs exactly two labels, found "
+                    f"{len(self.labels)} ({', '.join(map(repr, self.labels))})."
+                )
+        self.cfg["positive_label"] = positive_label
+
+    def _resolve_class_weights(
+        self, get_examples: Callable[[], Iterable[Example]]
+    ) -> dict[str, float] | None:
+        """The loss weights, from the setting and the examples that have gold labels."""
+        truths, known = [], []
+        for batch in batched(get_examples()):
+            labeled = [eg for eg in batch if set(eg.reference.cats) & set(self.labels)]
+            if labeled:
+                batch_truths, batch_known = self._examples_to_truth(labeled)
+                truths.append(batch_truths)
+                known.append(batch_known)
+        if not truths and self.cfg["class_weights"] == "balanced":
+            # spaCy's `nlp.initialize()` without examples (e.g. `spacy assemble`) passes one
+            # example without labels: there is nothing to balance yet.
+            warnings.warn(
+                'class_weights = "balanced" needs labeled examples, and bert_textcat was '
+                "initialized without any: the loss is unweighted. Initialize with the "
+                "training examples to balance it.",
+                stacklevel=3,
+            )
+            return None
+        n_labels = len(self.labels)
+        empty = numpy.zeros((0, n_labels), dtype="f")
+        return resolve_class_weights(
+            self.cfg["class_weights"],
+            self.labels,
+            numpy.concatenate(truths) if truths else empty,
+            numpy.concatenate(known) if known else empty,
+            exclusive_classes=self.cfg["exclusive_classes"],
+        )
 
     @staticmethod
     def _labels_in(examples: Iterable[Example]) -> list[str]:
@@ -340,10 +454,14 @@ class BertTextCategorizer(TrainablePipe):
     # Serialization -------------------------------------------------------------------------
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
+        """Write ``cfg`` and, once the model is built, ``model/`` (a component that is not
+        initialized yet has no weights to save, as spaCy's own textcat)."""
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
-        get_shim(self.model).to_disk(path / "model")
+        shim = get_shim(self.model)
+        if shim.is_built:
+            shim.to_disk(path / "model")
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = tuple()
@@ -354,11 +472,13 @@ class BertTextCategorizer(TrainablePipe):
                 f"{path} is not a saved bert_textcat component: the file 'cfg' is missing."
             )
         self._restore_cfg(srsly.read_json(path / "cfg"))
-        get_shim(self.model).from_disk(path / "model")
+        if (path / "model").exists():
+            get_shim(self.model).from_disk(path / "model")
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        shim_bytes = get_shim(self.model).to_bytes()
+        shim = get_shim(self.model)
+        shim_bytes = shim.to_bytes() if shim.is_built else None
         return srsly.msgpack_dumps({"cfg": self.cfg, "model": shim_bytes})
 
     def from_bytes(
@@ -366,7 +486,8 @@ class BertTextCategorizer(TrainablePipe):
     ) -> BertTextCategorizer:
         msg = srsly.msgpack_loads(bytes_data)
         self._restore_cfg(msg["cfg"])
-        get_shim(self.model).from_bytes(msg["model"])
+        if msg["model"] is not None:
+            get_shim(self.model).from_bytes(msg["model"])
         return self
 
     def _restore_cfg(self, saved: dict[str, Any]) -> None:
