@@ -23,13 +23,26 @@ def project_copy(tmp_path: Path) -> Path:
     project = tmp_path / "project"
     project.mkdir()
     shutil.copy(ROOT / "project.yml", project)
-    for folder in ("configs", "scripts"):
+    for folder in ("configs", "scripts", "demo"):
         shutil.copytree(ROOT / folder, project / folder)
     return project
 
 
+def test_prepare_unpacks_the_shipped_corpus_offline(tmp_path, monkeypatch):
+    """A fresh clone has no assets/ and no network: the shipped gzip copy is unpacked and
+    checked, and a second run keeps it."""
+    monkeypatch.chdir(tmp_path)
+    assert prepare_demo.SHIPPED.is_file()
+    assert prepare_demo.main(str(prepare_demo.DEMO)) == 0
+    digest = hashlib.sha256(prepare_demo.DEMO.read_bytes()).hexdigest()
+    assert digest == prepare_demo.DEMO_SHA256
+    assert prepare_demo.main(str(prepare_demo.DEMO)) == 0
+    assert not list(Path("assets").glob("*.tmp"))
+
+
 def test_prepare_checks_a_copy_put_in_place_by_hand(sms_file, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(prepare_demo, "SHIPPED", tmp_path / "not_shipped.tsv.gz")
     Path("assets").mkdir()
     assert prepare_demo.main(str(prepare_demo.DEMO)) == 1  # missing: says what to do
     shutil.copy(sms_file, prepare_demo.DEMO)
@@ -41,6 +54,7 @@ def test_prepare_checks_a_copy_put_in_place_by_hand(sms_file, tmp_path, monkeypa
 def test_prepare_unpacks_the_canonical_zip(sms_file, tmp_path, monkeypatch):
     # The UCI archive holds the same file without its header line.
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(prepare_demo, "SHIPPED", tmp_path / "not_shipped.tsv.gz")
     Path("assets").mkdir()
     body = sms_file.read_bytes().split(b"\n", 1)[1]
     with zipfile.ZipFile("assets/smsspamcollection.zip", "w") as archive:
