@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -103,8 +101,8 @@ def test_probability_bars_are_painted(labeled_window):
     assert not image.isNull()
 
 
-def test_model_on_100k_rows_sorts_and_filters_fast(qtbot):
-    """Sorting and filtering use whole numpy arrays: well under a second for 100,000 rows."""
+def make_100k_model() -> tuple[LabeledTableModel, pd.DataFrame, np.ndarray]:
+    """A 100,000-row labeled table (also timed by benchmarks/table_model.py)."""
     rng = np.random.default_rng(0)
     n = 100_000
     words = np.array(["delayed", "great", "bag", "gate", "crew", "refund", "seat"])
@@ -121,20 +119,29 @@ def test_model_on_100k_rows_sorts_and_filters_fast(qtbot):
     model.set_text_column("text")
     probs = rng.dirichlet([1, 1, 1], n)
     model.apply_chunk(ChunkResult(np.arange(n), probs.argmax(1), probs.max(1), probs))
-    timings = {}
-    for name, action in {
-        "sort confidence": lambda: model.sort(model.column_index("confidence")),
-        "sort text": lambda: model.sort(model.column_index("text"), Qt.SortOrder.DescendingOrder),
-        "sort airline": lambda: model.sort(model.column_index("airline")),
-        "filter label+confidence": lambda: model.set_filter(
-            RowFilter(predicted_label="neutral", confidence_min=0.4, confidence_max=0.8)
-        ),
-        "search": lambda: model.set_filter(RowFilter(search="refund")),
-    }.items():
-        started = time.perf_counter()
-        action()
-        timings[name] = time.perf_counter() - started
-    assert max(timings.values()) < 0.5, timings
+    return model, frame, probs
+
+
+def test_model_on_100k_rows_sorts_and_filters(qtbot):
+    """Sorting and filtering 100,000 rows give the right rows in the right order. (Their
+    speed is measured by benchmarks/table_model.py, not here: a timed test flakes.)"""
+    model, frame, probs = make_100k_model()
+    model.sort(model.column_index("confidence"))
+    shown = [float(v) for v in column_values(model, "confidence")[::997]]
+    assert shown == sorted(shown)
+    model.sort(model.column_index("text"), Qt.SortOrder.DescendingOrder)
+    texts = column_values(model, "text")[::997]
+    assert texts == sorted(texts, reverse=True)
+    model.sort(model.column_index("airline"))
+    airlines = column_values(model, "airline")[::997]
+    assert airlines == sorted(airlines)
+    model.set_filter(RowFilter(predicted_label="neutral", confidence_min=0.4, confidence_max=0.8))
+    neutral = LABELS.index("neutral")
+    confidence = probs.max(1)
+    wanted = (probs.argmax(1) == neutral) & (confidence >= 0.4) & (confidence <= 0.8)
+    assert model.rowCount() == int(wanted.sum())
+    model.set_filter(RowFilter(search="refund"))
     expected = frame["text"].str.contains("refund").to_numpy()
     assert model.rowCount() == int(expected.sum())
+    assert all("refund" in t for t in column_values(model, "text"))
     assert model.data(model.index(model.rowCount() - 1, 0)) is not None
