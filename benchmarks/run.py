@@ -7,7 +7,9 @@
 Sections (``--only``): frozen (training speed against the seeds' hand-written loop), labeling
 (throughput against a plain Hugging Face loop), memory (peak RSS of ``bertcls label`` at 50,000
 and 500,000 rows), accuracy (the project's configs against TF-IDF, spaCy's textcat and spaCy's
-textcat on spacy-transformers), gpu (only with CUDA).
+textcat on spacy-transformers), training_memory (peak RSS of training, epoch by epoch, on the
+airline tweets; each run in its own process by benchmarks/training_memory.py), gpu (only with
+CUDA).
 
 The machine may be shared, so every speed figure is a ratio of two runs made by this script on
 the same data, encoder, max length and batch size, alternated where it helps. The project's
@@ -68,13 +70,14 @@ CONFIGS = ROOT / "configs"
 DATA = ROOT.parent / "shared" / "data"
 SMS_FILE = DATA / "sms_spam" / "SMSSpamCollection.tsv"
 TWEETS_FILE = DATA / "airline_tweets" / "Tweets.csv"
-SECTIONS = ("frozen", "labeling", "memory", "accuracy", "gpu")
+SECTIONS = ("frozen", "labeling", "memory", "training_memory", "accuracy", "gpu")
 HEADLINE_KEYS = (
     "frozen_train_speedup",
     "frozen_macro_f1_delta",
     "pipe_vs_plain_hf",
     "label_vs_pipe",
     "rss_growth_ratio",
+    "train_rss_growth_mib",
 )
 
 # The split every section uses (shared/data/README.md).
@@ -96,6 +99,11 @@ TARGET_FROZEN_SPEEDUP = 8.0
 TARGET_PIPE_VS_PLAIN = 1.3
 TARGET_LABEL_VS_PIPE = 0.85  # bertcls label within 15 % of nlp.pipe
 TARGET_RSS_GROWTH = 1.2  # "close to 1"
+# Training memory: flat after the first epoch (growth from epoch 1's end to the last epoch's
+# end), and peak RSS of frozen training on all tweets / on 100,000 rows.
+TARGET_TRAIN_RSS_GROWTH_MIB = 50
+TARGET_FROZEN_TWEETS_PEAK_MIB = 1536
+TARGET_FROZEN_100K_PEAK_MIB = 2560
 
 # spacy-transformers baseline: spaCy's textcat on the same encoder, 2 epochs.
 ST_EPOCHS = 2
@@ -117,6 +125,8 @@ class Mode:
     fine_tuning: str  # section 4: "skip", "sms" (SMS only) or "all"
     finetune_max_steps: int | None  # section 4: cap on configs/finetune.cfg's steps (None: none)
     real_memory_run: bool  # section 3: also the real encoder on the small file, if time allows
+    # training_memory: (config, rows, epochs, steps per epoch or 0 for all) of each run
+    training_memory_runs: tuple[tuple[str, int, int, int], ...]
     budget_s: float  # the whole suite should stay under this
 
 
@@ -135,6 +145,7 @@ MODES = {
         fine_tuning="skip",
         finetune_max_steps=None,
         real_memory_run=False,
+        training_memory_runs=(("frozen", 3_000, 3, 0),),
         budget_s=5 * 60,
     ),
     "full": Mode(
@@ -152,6 +163,13 @@ MODES = {
         # it still runs to the end.
         finetune_max_steps=200,
         real_memory_run=True,
+        # The issue's cases; the fine-tuned run is capped at 300 steps per epoch to fit the
+        # budget (its uncapped epochs are in RESULTS.md, 2026-11-24).
+        training_memory_runs=(
+            ("frozen", 14_640, 4, 0),
+            ("frozen", 100_000, 3, 0),
+            ("finetune", 14_640, 2, 300),
+        ),
         budget_s=30 * 60,
     ),
     # Checks the harness end to end in a few minutes; its figures mean nothing.
@@ -168,6 +186,7 @@ MODES = {
         fine_tuning="all",
         finetune_max_steps=20,
         real_memory_run=False,
+        training_memory_runs=(("frozen", 300, 2, 0), ("finetune", 300, 2, 5)),
         budget_s=5 * 60,
     ),
 }
@@ -992,6 +1011,62 @@ def real_memory_run(report: Report, tmp: Path, threads: int | None, rate: float 
     report.add(Table(title, MEMORY_HEADER, [row]))
 
 
+# Section 3b: training memory ---------------------------------------------------------------
+
+TRAINING_MEMORY_HEADER = ["config", "rows", "epoch", "steps", "RSS MiB", "peak RSS MiB", "s"]
+
+
+def section_training_memory(report: Report, threads: int | None) -> None:
+    """Peak resident memory of training, epoch by epoch, one process per run."""
+    rows = []
+    growths = []
+    notes = [
+        "benchmarks/training_memory.py in a subprocess per run: configs/<config>.cfg's network, "
+        "optimizer and batch size, the real MiniLM-L6, Tweets.csv repeated up to `rows`, a "
+        "plain nlp.update loop. RSS after each epoch; peak = the process's ru_maxrss so far. "
+        "Epoch 0 is before nlp.initialize (the examples are built).",
+    ]
+    for config, n_rows, epochs, max_steps in report.mode.training_memory_runs:
+        command = [
+            sys.executable, str(BENCH_DIR / "training_memory.py"), "--config", config,
+            "--rows", str(n_rows), "--epochs", str(epochs), "--max-steps", str(max_steps),
+        ]  # fmt: skip
+        capped = f", {max_steps} steps per epoch" if max_steps else ""
+        log(f"training_memory: {config} on {n_rows:,} rows, {epochs} epochs{capped}")
+        out = subprocess.run(command, capture_output=True, text=True, env=child_env(threads))
+        if out.returncode != 0:
+            raise RuntimeError(f"training_memory.py failed: {out.stderr.strip()[-500:]}")
+        epochs_seen = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+        for line in epochs_seen:
+            rows.append(
+                [config + capped, n_rows, line["epoch"], line["steps"], line["rss_mib"],
+                 line["peak_mib"], line["seconds"]]
+            )  # fmt: skip
+        after_first = [line["rss_mib"] for line in epochs_seen if line["epoch"] >= 1]
+        growth = after_first[-1] - after_first[0]
+        peak = epochs_seen[-1]["peak_mib"]
+        growths.append(growth)
+        notes.append(
+            f"{config}{capped}, {n_rows:,} rows: RSS growth after epoch 1 {growth:+.0f} MiB, "
+            f"peak {peak:,.0f} MiB."
+        )
+        limit = {14_640: TARGET_FROZEN_TWEETS_PEAK_MIB, 100_000: TARGET_FROZEN_100K_PEAK_MIB}
+        if config == "frozen" and n_rows in limit:
+            report.target(
+                f"frozen training on {n_rows:,} rows: peak RSS <= {limit[n_rows]:,} MiB",
+                f"{peak:,.0f} MiB",
+                peak <= limit[n_rows],
+            )
+    worst = max(growths)
+    report.headline["train_rss_growth_mib"] = round(worst, 1)
+    report.target(
+        f"training RSS flat after epoch 1 (growth <= {TARGET_TRAIN_RSS_GROWTH_MIB} MiB)",
+        f"{worst:+.0f} MiB",
+        worst <= TARGET_TRAIN_RSS_GROWTH_MIB,
+    )
+    report.add(Table("Training memory per epoch", TRAINING_MEMORY_HEADER, rows, notes))
+
+
 # Section 4: accuracy ------------------------------------------------------------------------
 
 
@@ -1347,6 +1422,7 @@ def main(argv: list[str] | None = None) -> int:
         ("frozen", lambda: section_frozen(report)),
         ("labeling", lambda: section_labeling(report, workdir, args.threads)),
         ("memory", lambda: section_memory(report, workdir, args.threads)),
+        ("training_memory", lambda: section_training_memory(report, args.threads)),
         (
             "accuracy",
             lambda: section_accuracy(
