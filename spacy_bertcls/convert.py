@@ -54,6 +54,7 @@ class ConvertSummary:
     duplicate_rows: int  # rows holding one of those texts
     output_paths: dict[str, Path]
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # reading notes, labels alike but for case
 
     def format(self) -> str:
         """A readable multi-line summary (printed by the CLI)."""
@@ -64,6 +65,7 @@ class ConvertSummary:
             f"{self.label_column!r}, {mode})",
             f"  rows read {self.rows_read:,}, kept {self.rows_kept:,}, dropped {dropped or 'none'}",
             f"  {len(self.labels)} labels: {', '.join(self.labels)}",
+            *(f"  warning: {warning}" for warning in self.warnings),
             "",
             *self._split_table(),
             "",
@@ -132,7 +134,8 @@ def convert_table(
             f"text_column and label_column are both {text_column!r}; they must be different "
             "columns."
         )
-    df = read_table(path, sheet=sheet, encoding=encoding)
+    warned: list[str] = []  # what reading the file warned about
+    df = read_table(path, sheet=sheet, encoding=encoding, notes=warned)
     require_columns(df.columns, [text_column, label_column], source=str(path))
     if multi_label_sep == "":
         raise BertclsError("multi_label_sep is empty; pass a separator such as ';' or None.")
@@ -140,6 +143,7 @@ def convert_table(
         text_values(df[text_column]), df[label_column].tolist(), multi_label_sep
     )
     labels = _check_labels(row_labels, path, label_column, len(df), dropped)
+    warned.extend(_case_variants_warning(row_labels, label_column))
     nlp = _blank(lang)
 
     split_rows, notes = _split(row_labels, multi_label_sep is not None, dev_size, test_size, seed)
@@ -171,6 +175,7 @@ def convert_table(
         duplicate_rows=duplicate_rows,
         output_paths=output_paths,
         notes=notes,
+        warnings=warned,
     )
 
 
@@ -234,6 +239,30 @@ def _check_labels(
             "stratified, so it needs at least two. Check that this is the right label column."
         )
     return sorted(counts)
+
+
+def _case_variants(counts: Counter[str]) -> list[list[str]]:
+    """Groups of labels that differ only by case, e.g. [["SPAM", "Spam", "spam"]]."""
+    groups: dict[str, list[str]] = {}
+    for label in sorted(counts):
+        groups.setdefault(label.casefold(), []).append(label)
+    return [group for group in groups.values() if len(group) > 1]
+
+
+def _case_variants_warning(row_labels: list[list[str]], label_column: str) -> list[str]:
+    counts = Counter(label for labels in row_labels for label in labels)
+    groups = _case_variants(counts)
+    if not groups:
+        return []
+    listed = "; ".join(
+        ", ".join(f"{label!r} ({counts[label]:,} rows)" for label in group) for group in groups
+    )
+    return [
+        f"labels that differ only by case are separate classes: {listed}. If they mean the "
+        f"same class, write them one way in the column {label_column!r} (e.g. in pandas: "
+        f"df[{label_column!r}] = df[{label_column!r}].str.lower(), or with Find and Replace in "
+        "a spreadsheet) and convert again."
+    ]
 
 
 def _blank(lang: str) -> spacy.Language:
@@ -308,10 +337,15 @@ def _check_stratifiable(strata: list[str], dev_size: float, test_size: float) ->
     rare = {label: n for label, n in counts.items() if n < n_splits}
     if rare:
         listed = ", ".join(f"{label!r} ({n})" for label, n in sorted(rare.items()))
+        variants = [group for group in _case_variants(counts) if set(group) & set(rare)]
+        hint = ""
+        if variants:
+            alike = "; ".join(" and ".join(repr(label) for label in group) for group in variants)
+            hint = f" Some differ from another label only by case ({alike}): write them one way."
         raise BertclsError(
             f"These labels have fewer rows than the {n_splits} splits: {listed}. Every label "
             "needs a row in each split: add rows for them, merge or drop these labels, or set "
-            "dev_size/test_size to 0."
+            f"dev_size/test_size to 0.{hint}"
         )
     # The split sizes exactly as train_test_split computes them (test first, then dev).
     n = len(strata)

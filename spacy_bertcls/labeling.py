@@ -217,6 +217,7 @@ class LabelSummary:
     label_counts: dict[str, int] = field(default_factory=dict)
     output: Path | None = None
     cancelled: bool = False
+    notes: list[str] = field(default_factory=list)  # what reading the input warned about
 
     def format(self) -> str:
         """A readable multi-line summary (printed by the CLI, shown by the app)."""
@@ -232,6 +233,7 @@ class LabelSummary:
         total = sum(self.label_counts.values()) or 1
         for label, n in sorted(self.label_counts.items(), key=lambda item: -item[1]):
             lines.append(f"  {label}: {n:,} ({n / total:.1%})")
+        lines.extend(f"  warning: {note}" for note in self.notes)
         return "\n".join(lines)
 
 
@@ -262,11 +264,25 @@ def label_file(
     path, out = Path(path), Path(out)
     check_not_same_file(path, out)
     writer = TableWriter(out)  # refuses an unsupported output suffix before any work
-    chunks = iter_table_chunks(path, chunk_size=chunk_size, sheet=sheet, encoding=encoding)
+    notes: list[str] = []
+    chunks = iter_table_chunks(
+        path, chunk_size=chunk_size, sheet=sheet, encoding=encoding, notes=notes
+    )
     try:
-        return _label_chunks(
-            nlp, chunks, writer, path, text_column, sheet, batch_size, progress, should_stop
+        summary = _label_chunks(
+            nlp,
+            chunks,
+            writer,
+            path,
+            text_column,
+            sheet,
+            encoding,
+            batch_size,
+            progress,
+            should_stop,
         )
+        summary.notes = notes
+        return summary
     finally:
         close = getattr(chunks, "close", None)  # release the input file on errors too
         if close is not None:
@@ -280,6 +296,7 @@ def _label_chunks(
     path: Path,
     text_column: str,
     sheet: str | int | None,
+    encoding: str | None,
     batch_size: int,
     progress: Callable[[LabelProgress], None] | None,
     should_stop: Callable[[], bool] | None,
@@ -288,7 +305,8 @@ def _label_chunks(
     require_columns(first.columns, [text_column], source=str(path))
     if first.empty:
         raise BertclsError(f"{path} has a header but no rows to label.")
-    rows_total = count_rows(path, sheet=sheet)
+    writer.check_columns(first.columns)  # e.g. duplicate names for Parquet, before any work
+    rows_total = count_rows(path, sheet=sheet, encoding=encoding)
     summary = LabelSummary(0, 0, 0, 0.0, 0.0, output=writer.path)
     counts: Counter[str] = Counter()
     start = time.perf_counter()

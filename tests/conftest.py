@@ -73,6 +73,15 @@ def make_tiny_bert(
     return path
 
 
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory, monkeypatch):
+    """Each test records the CSV files it writes with formula guards in a cache of its own
+    (subprocesses inherit it), never in the user's ~/.cache."""
+    from spacy_bertcls.tables import CACHE_DIR_ENV
+
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
+
+
 @pytest.fixture(scope="session")
 def tiny_encoder(tmp_path_factory) -> str:
     """Path of a tiny random BERT, as a string for the ``encoder`` setting."""
