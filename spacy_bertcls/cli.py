@@ -1,4 +1,4 @@
-"""The ``bertcls`` command line: convert, train, label, evaluate, info, gui.
+"""The ``bertcls`` command line: convert, train, label, evaluate, info, convert-encoder, gui.
 
 Each command is a thin layer over the library functions the desktop app calls too; a
 ``BertclsError`` is printed as a message (exit code 1), anything else keeps its traceback.
@@ -6,7 +6,9 @@ Each command is a thin layer over the library functions the desktop app calls to
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -46,6 +48,17 @@ def user_errors(command: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def split_fraction(value: str) -> float:
+    """A fraction of the rows: from 0 (an empty split) to below 1 (rows must stay to train)."""
+    try:
+        fraction = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number.") from None
+    if not 0 <= fraction < 1:  # also False for NaN
+        raise typer.BadParameter(f"{value} is not in the range 0<=x<1.")
+    return fraction
+
+
 def parse_sheet(sheet: str | None) -> str | int | None:
     return int(sheet) if sheet is not None and sheet.isdigit() else sheet
 
@@ -56,22 +69,38 @@ def convert(
     file: Path = typer.Argument(..., help="Labeled table: CSV, TSV, Excel, Parquet, JSONL, TXT."),
     text_column: str = typer.Option(..., "--text-column", help="Column holding the texts."),
     label_column: str = typer.Option(..., "--label-column", help="Column holding the labels."),
-    out: Path = typer.Option(Path("corpus"), "--out", help="Directory for train/dev/test.spacy."),
+    out: Path = typer.Option(Path("corpus"), "--out", help="Folder for train/dev/test.spacy."),
     multi_label: str | None = typer.Option(
         None, "--multi-label", help="Separator of several labels in one cell (multi-label data)."
     ),
-    dev_size: float = typer.Option(0.1, "--dev-size", help="Fraction of rows for the dev split."),
-    test_size: float = typer.Option(
-        0.1, "--test-size", help="Fraction of rows for the test split."
+    dev_size: float = typer.Option(
+        0.1,
+        "--dev-size",
+        parser=split_fraction,
+        metavar="FLOAT",
+        help="Fraction of rows for the dev split, 0 <= x < 1.",
     ),
-    seed: int = typer.Option(0, "--seed", help="Random seed of the split."),
+    test_size: float = typer.Option(
+        0.1,
+        "--test-size",
+        parser=split_fraction,
+        metavar="FLOAT",
+        help="Fraction of rows for the test split, 0 <= x < 1.",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, max=2**32 - 1, help="Random seed of the split."),
     lang: str = typer.Option("en", "--lang", help="Language code of the tokenizer."),
     sheet: str | None = SheetOption,
     encoding: str | None = EncodingOption,
 ) -> None:
     """Split a labeled spreadsheet into spaCy training data (stratified by label)."""
-    from .convert import convert_table
+    from .convert import SPLITS, convert_table
+    from .tables import check_not_same_file, check_output_folder
 
+    # dev_size + test_size < 1 is checked by convert_table, first thing.
+    check_not_same_file(file, out, option="--out", example="corpus")
+    for split in SPLITS:
+        check_not_same_file(file, out / f"{split}.spacy", option="--out", example="corpus")
+    check_output_folder(out, option="--out")
     summary = convert_table(
         file,
         text_column=text_column,
@@ -94,7 +123,7 @@ def train(
     ctx: typer.Context,
     config: Path = typer.Argument(..., help="spaCy training config, e.g. configs/frozen.cfg."),
     output: Path = typer.Option(Path("training"), "--output", help="Where model-best goes."),
-    gpu_id: int = typer.Option(-1, "--gpu-id", help="GPU to train on; -1 for the CPU."),
+    gpu_id: int = typer.Option(-1, "--gpu-id", min=-1, help="GPU to train on; -1 for the CPU."),
     freeze_encoder: str = typer.Option(
         "auto", "--freeze-encoder", help="true, false, or auto (as the config says)."
     ),
@@ -115,17 +144,104 @@ def train(
     from spacy.cli._util import parse_config_overrides
     from spacy.cli.train import train as spacy_train
 
+    from .tables import disk_full_errors
+
     overrides = parse_config_overrides(ctx.args)
     overrides.update(training_overrides(freeze_encoder, class_weights, encoder))
-    if not config.exists():
+    if not config.is_file():
         raise BertclsError(f"Config file {config} does not exist.")
+    check_gpu(gpu_id)
+    corpora = training_data_paths(config, overrides)
+    check_training_output(output, {"the config": config, **corpora})
     if "training.eval_frequency" not in overrides:
         frequency, why = eval_frequency_for_short_runs(config, overrides)
         if frequency is not None:
             overrides["training.eval_frequency"] = frequency
             typer.echo(why)
-    spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
+    with disk_full_errors(output / "model-last"):
+        spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
     typer.echo(f"Trained pipeline: {output / 'model-best'}")
+
+
+def check_gpu(gpu_id: int) -> None:
+    """Raise BertclsError unless GPU ``gpu_id`` can train (nothing to check for -1, the CPU).
+
+    spaCy would fail later with a traceback ("Cannot use GPU, CuPy is not installed").
+    """
+    if gpu_id < 0:
+        return
+    import torch
+
+    cuda = torch.version.cuda
+    if not torch.cuda.is_available():
+        why = (
+            "no NVIDIA GPU with a working driver was found"
+            if cuda
+            else "the installed torch is a CPU-only build"
+        )
+        raise BertclsError(
+            f"--gpu-id {gpu_id}: cannot train on a GPU: {why}. On a machine with an NVIDIA GPU, "
+            "install a CUDA build of torch (https://pytorch.org/get-started/locally/) and CuPy "
+            "for that CUDA version (e.g. cupy-cuda12x), or pass --gpu-id -1 to train on the CPU."
+        )
+    count = torch.cuda.device_count()
+    if gpu_id >= count:
+        raise BertclsError(
+            f"--gpu-id {gpu_id}: this machine has {count} GPU(s), numbered from 0 to {count - 1}."
+        )
+    if importlib.util.find_spec("cupy") is None:
+        package = f"cupy-cuda{cuda.split('.')[0]}x" if cuda else "cupy-cuda12x"
+        raise BertclsError(
+            f"--gpu-id {gpu_id}: spaCy needs CuPy to train on a GPU, and it is not installed. "
+            f"Install the CuPy package matching torch's CUDA {cuda}: pip install {package}. "
+            "Or pass --gpu-id -1 to train on the CPU."
+        )
+
+
+def training_data_paths(config: Path, overrides: dict[str, Any]) -> dict[str, Path]:
+    """The --paths.train and --paths.dev corpora that the config reads; each must exist."""
+    from spacy.util import load_config
+
+    paths = load_config(config, overrides=overrides, interpolate=False).get("paths", {})
+    found = {}
+    for name in ("train", "dev"):
+        value = paths.get(name)
+        if value is None or str(value).strip() in ("", "null", "None"):
+            raise BertclsError(
+                f"No {name} data: pass --paths.{name} corpus/{name}.spacy (or set [paths] "
+                f"{name} in {config}). Make the .spacy files from a labeled table with "
+                "`bertcls convert TABLE --text-column ... --label-column ... --out corpus`."
+            )
+        path = Path(str(value))
+        if "${" not in str(value) and not path.exists():
+            raise BertclsError(
+                f"The {name} data {path} (--paths.{name}) does not exist. Make it from a labeled "
+                "table with `bertcls convert TABLE --text-column ... --label-column ... --out "
+                f"{path.parent}`, which writes train.spacy, dev.spacy and test.spacy."
+            )
+        found[f"--paths.{name}"] = path
+    return found
+
+
+def check_training_output(output: Path, inputs: dict[str, Path]) -> None:
+    """Raise BertclsError if --output is a file, or if training would write over an input.
+
+    Training writes the pipelines model-last and model-best into --output, replacing them.
+    """
+    from .tables import check_output_folder
+
+    written = [output.resolve()] + [(output / name).resolve() for name in MODEL_DIRS]
+    for name, path in inputs.items():
+        target = path.resolve()
+        if target in written or any(folder in target.parents for folder in written[1:]):
+            raise BertclsError(
+                f"--output {output}: training writes {' and '.join(MODEL_DIRS)} there, which "
+                f"would overwrite {name} {path}. Choose another --output."
+            )
+    check_output_folder(output, option="--output")
+
+
+MODEL_DIRS = ("model-last", "model-best")
 
 
 def eval_frequency_for_short_runs(
@@ -187,30 +303,49 @@ def training_overrides(freeze_encoder: str, class_weights: str, encoder: str) ->
 
 
 def parse_class_weights(value: str) -> str | dict[str, float] | None:
-    """ "balanced", "none"/"null", JSON, or "spam=3,ham=1" -> the class_weights setting."""
+    """ "balanced", "none"/"null", JSON, or "spam=3,ham=1" -> the class_weights setting.
+
+    Every weight must be a finite number above 0 (a NaN, infinite, zero or negative weight
+    would wreck or silently disable the loss).
+    """
     value = value.strip()
-    if value in ("balanced",):
-        return value
+    usage = (
+        f"--class-weights {value!r}: use balanced, none, or label=weight pairs such as spam=3,ham=1"
+    )
+    if value.lower() == "balanced":
+        return "balanced"
     if value.lower() in ("none", "null", ""):
         return None
     if value.startswith("{"):
         try:
-            return json.loads(value)
+            weights = json.loads(value)
         except json.JSONDecodeError as error:
             raise BertclsError(f"--class-weights {value!r} is not valid JSON: {error}") from None
-    weights = {}
-    for part in value.split(","):
-        label, sep, weight = part.partition("=")
-        try:
-            weights[label.strip()] = float(weight)
-        except ValueError:
-            sep = ""
-        if not sep or not label.strip():
+        if not isinstance(weights, dict):
+            raise BertclsError(f"{usage}, or a JSON object.")
+        pairs = list(weights.items())
+    else:
+        pairs = []
+        for part in value.split(","):
+            label, sep, weight = part.partition("=")
+            if not sep or not label.strip():
+                raise BertclsError(f"{usage}.")
+            try:
+                pairs.append((label.strip(), float(weight)))
+            except ValueError:
+                raise BertclsError(f"{usage}; {weight.strip()!r} is not a number.") from None
+    result: dict[str, float] = {}
+    for label, weight in pairs:
+        number = isinstance(weight, int | float) and not isinstance(weight, bool)
+        if not number or not math.isfinite(weight) or weight <= 0:
             raise BertclsError(
-                f"--class-weights {value!r}: use balanced, none, or label=weight pairs such "
-                "as spam=3,ham=1."
+                f"--class-weights: the weight of {label!r} is {weight!r}; a weight must be a "
+                "number above 0, such as spam=3,ham=1."
             )
-    return weights
+        if label in result:
+            raise BertclsError(f"--class-weights {value!r} gives {label!r} twice.")
+        result[label] = float(weight)
+    return result
 
 
 @app.command()
@@ -221,20 +356,29 @@ def label(
     text_column: str = typer.Option(..., "--text-column", help="Column holding the texts."),
     out: Path = typer.Option(..., "--out", help="Output file; its suffix chooses the format."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Texts per nlp.pipe batch."),
-    chunk_size: int = typer.Option(2048, "--chunk-size", help="Rows read and written at a time."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Texts per nlp.pipe batch."),
+    chunk_size: int = typer.Option(
+        2048, "--chunk-size", min=1, help="Rows read and written at a time."
+    ),
     sheet: str | None = SheetOption,
     encoding: str | None = EncodingOption,
 ) -> None:
     """Add predicted_label, confidence and prob_<label> columns to every row of a table."""
     from .labeling import label_file, load_pipeline
-    from .tables import check_not_same_file
+    from .tables import (
+        check_not_same_file,
+        check_output_file,
+        check_outside_folder,
+        disk_full_errors,
+    )
 
-    check_not_same_file(file, out)
+    check_not_same_file(file, out, option="--out")
+    check_outside_folder(pipeline, out, option="--out")
+    check_output_file(out, option="--out", example=f"{file.stem}_labeled{file.suffix}")
     if out.exists() and not overwrite:
         raise BertclsError(f"{out} exists already. Pass --overwrite to replace it.")
     nlp = load_pipeline(pipeline)
-    with progress_bar("Labeling") as report:
+    with progress_bar("Labeling") as report, disk_full_errors(out):
         summary = label_file(
             nlp,
             file,
@@ -315,7 +459,7 @@ def evaluate(
     report: Path = typer.Option(Path("report.html"), "--report", help="HTML report to write."),
     json_path: Path | None = typer.Option(None, "--json", help="Also write the metrics as JSON."),
     plots: Path | None = typer.Option(None, "--plots", help="Also write PNG plots here."),
-    batch_size: int = typer.Option(256, "--batch-size", help="Texts per nlp.pipe batch."),
+    batch_size: int = typer.Option(256, "--batch-size", min=1, help="Texts per nlp.pipe batch."),
     sheet: str | None = SheetOption,
     encoding: str | None = EncodingOption,
 ) -> None:
@@ -324,8 +468,22 @@ def evaluate(
     The report has accuracy, per-class precision/recall/F1, the confusion matrix, PR curves,
     a reliability plot and the most confident errors.
     """
-    from .evaluation import evaluate_file, format_summary, write_report
+    from .evaluation import (
+        check_report_paths,
+        evaluate_file,
+        format_summary,
+        report_paths,
+        write_report,
+    )
+    from .tables import check_not_same_file, check_outside_folder
 
+    # Checked before the (slow) evaluation; write_report checks the same again.
+    examples = {"html": ("--report", "report.html"), "json": ("--json", "metrics.json")}
+    for key, path in report_paths(report, json_path, plots).items():
+        option, example = examples.get(key, ("--plots", "plots"))
+        check_not_same_file(file, path, option=option, example=example)
+        check_outside_folder(pipeline, path, option=option)
+    check_report_paths(report, json_path, plots, options=("--report", "--json", "--plots"))
     result, details = evaluate_file(
         pipeline,
         file,
@@ -376,6 +534,25 @@ def format_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(map(str, value))
     return str(value)
+
+
+@app.command("convert-encoder")
+@user_errors
+def convert_encoder_command(
+    source: Path = typer.Argument(
+        ..., help="Local encoder directory whose weights are pytorch_model.bin (a pickle)."
+    ),
+    dest: Path = typer.Argument(..., help="New directory for the encoder saved as safetensors."),
+) -> None:
+    """Re-save a pickled encoder (pytorch_model.bin) as safetensors, to use as `encoder`.
+
+    Only for a checkpoint you trust: bertcls reads no pickle otherwise (one can run code).
+    This one is read as plain tensors only (torch.load with weights_only=True).
+    """
+    from .encoder import convert_encoder
+
+    written = convert_encoder(source, dest)
+    typer.echo(f"wrote {written} (model.safetensors and tokenizer); use it as the encoder")
 
 
 @app.command()

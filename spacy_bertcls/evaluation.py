@@ -48,17 +48,24 @@ from sklearn.metrics import (
 )
 
 from .errors import BertclsError
-from .tables import write_bytes_atomic
+from .tables import (
+    check_output_file,
+    check_output_folder,
+    make_output_folder,
+    write_bytes_atomic,
+)
 
 __all__ = [
     "Calibration",
     "EvaluationResult",
     "PRCurve",
+    "check_report_paths",
     "evaluate_predictions",
     "format_summary",
     "plot_confusion_matrix",
     "plot_pr_curves",
     "plot_reliability",
+    "report_paths",
     "write_report",
 ]
 
@@ -823,7 +830,9 @@ def write_report(
     partial file under a final name. The HTML is written last.
 
     result (EvaluationResult): The evaluation to report.
-    html_path (str | Path): Where to write the HTML; parent folders are created.
+    html_path (str | Path): Where to write the HTML; parent folders are created. A folder, a
+        file under a read-only folder or a full disk raises BertclsError before or instead of
+        writing anything under a final name.
     json_path (str | Path | None): Where to write ``result.to_dict()`` plus ``details`` as JSON.
     plots_dir (str | Path | None): Folder for confusion_matrix.png, pr_curves.png and
         reliability.png.
@@ -833,6 +842,7 @@ def write_report(
     RETURNS (dict[str, Path]): The files written, keyed "html", "json", "confusion_matrix",
         "pr_curves", "reliability".
     """
+    check_report_paths(html_path, json_path, plots_dir)  # first: rendering takes a while
     details = dict(details or {})
     generated = datetime.now().astimezone().isoformat(timespec="seconds")
     pngs = {
@@ -850,7 +860,7 @@ def write_report(
     written: dict[str, Path] = {}
     for folder in (plots_dir, json_path and Path(json_path).parent, Path(html_path).parent):
         if folder is not None:
-            Path(folder).mkdir(parents=True, exist_ok=True)
+            make_output_folder(folder)
     if plots_dir is not None:
         plots_dir = Path(plots_dir)
         for name in _PLOT_NAMES:
@@ -865,6 +875,44 @@ def write_report(
     write_bytes_atomic(html_path, page.encode("utf-8"))
     written["html"] = html_path
     return written
+
+
+def report_paths(
+    html_path: str | Path, json_path: str | Path | None = None, plots_dir: str | Path | None = None
+) -> dict[str, Path]:
+    """The files that ``write_report`` writes, keyed as in its result."""
+    paths = {"html": Path(html_path)}
+    if json_path is not None:
+        paths["json"] = Path(json_path)
+    if plots_dir is not None:
+        paths.update({name: Path(plots_dir) / f"{name}.png" for name in _PLOT_NAMES})
+    return paths
+
+
+def check_report_paths(
+    html_path: str | Path,
+    json_path: str | Path | None = None,
+    plots_dir: str | Path | None = None,
+    *,
+    options: tuple[str, str, str] = ("The report", "The JSON file", "The plots folder"),
+) -> None:
+    """Raise BertclsError unless ``write_report`` can write these paths, before any work.
+
+    The report and the JSON file must not be folders, the plots folder not a file, the
+    folders must be writable, and no two outputs may have the same name.
+    options: how the messages name the report, the JSON file and the plots folder.
+    """
+    check_output_file(html_path, option=options[0], example="report.html")
+    if json_path is not None:
+        check_output_file(json_path, option=options[1], example="metrics.json")
+    if plots_dir is not None:
+        check_output_folder(plots_dir, option=options[2])
+    paths = report_paths(html_path, json_path, plots_dir).values()
+    if len({path.resolve() for path in paths}) < len(paths):
+        raise BertclsError(
+            f"{options[0]} ({html_path}), {options[1]} ({json_path}) and the plots need "
+            "different file names; one would overwrite another."
+        )
 
 
 _CSS = """

@@ -22,6 +22,11 @@ def invoke(*args: str):
 
 @pytest.fixture(scope="module")
 def pipeline(tiny_encoder, tmp_path_factory):
+    return train_tiny_pipeline(tiny_encoder, tmp_path_factory.mktemp("pipeline") / "model-best")
+
+
+def train_tiny_pipeline(tiny_encoder: str, path):
+    """A bert_textcat pipeline on the tiny BERT, trained briefly on HAM and SPAM, at path."""
     nlp = spacy.blank("en")
     nlp.add_pipe(
         "bert_textcat",
@@ -40,7 +45,6 @@ def pipeline(tiny_encoder, tmp_path_factory):
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(5):
         nlp.update(examples, sgd=optimizer)
-    path = tmp_path_factory.mktemp("pipeline") / "model-best"
     nlp.to_disk(path)
     return path
 
@@ -60,7 +64,7 @@ def table(tmp_path):
 
 
 def test_help_on_every_command():
-    for command in ("convert", "train", "label", "evaluate", "info", "gui"):
+    for command in ("convert", "train", "label", "evaluate", "info", "convert-encoder", "gui"):
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
 

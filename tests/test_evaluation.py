@@ -339,6 +339,19 @@ def test_write_report_keeps_old_file_when_replace_fails(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["report.html"]
 
 
+def test_write_report_refuses_unsafe_places_before_writing(tmp_path):
+    gold, probs = random_case()
+    result = evaluate_predictions(gold, probs, ABC)
+    (tmp_path / "plots").write_text("a file")
+    with pytest.raises(BertclsError, match="plots is a file; it needs a folder"):
+        write_report(result, tmp_path / "r.html", plots_dir=tmp_path / "plots")
+    with pytest.raises(BertclsError, match="is a folder; it needs a file name"):
+        write_report(result, tmp_path)
+    with pytest.raises(BertclsError, match="different file names"):
+        write_report(result, tmp_path / "r.html", json_path=tmp_path / "r.html")
+    assert [p.name for p in tmp_path.iterdir()] == ["plots"]
+
+
 def test_format_summary_lists_classes_and_counts():
     gold = ["a", "b", "c", None]
     result = evaluate_predictions(gold, one_hot(["a", "b", "b", "a"], ABC), ABC)
