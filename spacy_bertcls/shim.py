@@ -30,7 +30,7 @@ from thinc.api import (
 from thinc.util import torch2xp, xp2torch
 from torch import nn
 
-from .encoder import load_pretrained
+from .encoder import check_safetensors, load_pretrained, read_json_file
 from .errors import BertclsError
 from .torch_modules import BertClassifierModule, make_head
 from .windows import Windows, make_windows
@@ -220,7 +220,13 @@ class BertClassifierShim(PyTorchShim):
                     f"The bert_textcat model directory {path} is incomplete: {needed} is "
                     "missing. Save the pipeline again with nlp.to_disk()."
                 )
-        info = srsly.read_json(path / CLASSIFIER_FILE)
+        info = read_json_file(path / CLASSIFIER_FILE)
+        n_labels = info.get("n_labels") if isinstance(info, dict) else None
+        if type(n_labels) is not int or n_labels < 1:
+            raise BertclsError(
+                f"{path / CLASSIFIER_FILE} is damaged: it has no n_labels (a positive whole "
+                f"number) but {n_labels!r}. Copy the pipeline again, or save it again."
+            )
         for key in SHAPE_SETTINGS:
             saved = info.get(key, SHAPE_SETTINGS_BEFORE.get(key))
             if saved != self.cfg[key]:
@@ -228,9 +234,13 @@ class BertClassifierShim(PyTorchShim):
                     f"The saved model in {path} has {key} = {saved!r} but the config says "
                     f"{self.cfg[key]!r}; a trained head cannot change shape. Use the saved value."
                 )
-        encoder, tokenizer = load_pretrained(str(path / ENCODER_DIR), shown_name=str(path))
-        self.build(encoder, tokenizer, info["n_labels"])
-        state = load_file(str(path / HEAD_FILE), device=str(get_torch_default_device()))
+        check_safetensors(path / HEAD_FILE)
+        state = load_file(str(path / HEAD_FILE))
+        encoder, tokenizer = load_pretrained(
+            str(path / ENCODER_DIR), shown_name=str(path), in_pipeline=True
+        )
+        self.build(encoder, tokenizer, n_labels)
+        check_head_fits(path, state, self.module.head.state_dict(), n_labels)
         self.module.head.load_state_dict(state)
         return self
 
@@ -250,6 +260,31 @@ class BertClassifierShim(PyTorchShim):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(data)
             return self.from_disk(Path(tmp))
+
+
+def check_head_fits(
+    path: Path, saved: dict[str, torch.Tensor], built: dict[str, torch.Tensor], n_labels: int
+) -> None:
+    """Refuse a head.safetensors whose weights do not have the shapes classifier.json asks for
+    (files from two different models), naming both files rather than torch's size mismatch."""
+    saved_shapes = {k: tuple(v.shape) for k, v in saved.items()}
+    built_shapes = {k: tuple(v.shape) for k, v in built.items()}
+    if saved_shapes == built_shapes:
+        return
+    head, info = path / HEAD_FILE, path / CLASSIFIER_FILE
+    # The last weight matrix of either head kind has one row per label.
+    last = [k for k in built_shapes if k.endswith("weight")][-1]
+    rows = (saved_shapes.get(last) or (None,))[0]
+    if rows is not None and rows != n_labels:
+        raise BertclsError(
+            f"{head} has {rows} outputs (one per label) but {info} says n_labels = {n_labels}. "
+            "The two files come from different models: copy the pipeline again."
+        )
+    raise BertclsError(
+        f"{head} does not fit {info}: the saved weights have shapes {saved_shapes}, the head "
+        f"described in {info.name} (with the encoder's hidden size) needs {built_shapes}. The "
+        "files come from different models: copy the pipeline again."
+    )
 
 
 def update_in_place(param: torch.Tensor, weights: Any) -> None:

@@ -471,9 +471,17 @@ class BertTextCategorizer(TrainablePipe):
             raise BertclsError(
                 f"{path} is not a saved bert_textcat component: the file 'cfg' is missing."
             )
-        self._restore_cfg(srsly.read_json(path / "cfg"))
+        try:
+            saved = srsly.read_json(path / "cfg")
+        except ValueError as err:
+            raise BertclsError(
+                f"{path / 'cfg'} is damaged: it is not valid JSON ({err}). Copy the pipeline "
+                "again, or save it again."
+            ) from err
+        self._restore_cfg(saved)
         if (path / "model").exists():
             get_shim(self.model).from_disk(path / "model")
+            self._check_labels_fit_model(f"{path / 'cfg'}", f"{path / 'model'}")
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
@@ -488,11 +496,30 @@ class BertTextCategorizer(TrainablePipe):
         self._restore_cfg(msg["cfg"])
         if msg["model"] is not None:
             get_shim(self.model).from_bytes(msg["model"])
+            self._check_labels_fit_model("the saved cfg", "the saved model")
         return self
 
     def _restore_cfg(self, saved: dict[str, Any]) -> None:
+        labels = saved.get("labels", []) if isinstance(saved, dict) else None
+        if not isinstance(labels, list) or not all(isinstance(x, str) for x in labels):
+            raise BertclsError(
+                f"The saved bert_textcat cfg is damaged: 'labels' should be a list of names, "
+                f"found {labels!r}. Copy the pipeline again, or save it again."
+            )
         self.cfg.update({key: saved[key] for key in SAVED_CFG_KEYS if key in saved})
         self.model.set_dim("nO", len(self.labels), force=True)
+
+    def _check_labels_fit_model(self, cfg: str, model: str) -> None:
+        """The head has one output per label: cfg and model files that disagree would give
+        shifted or empty probability columns, so they are refused."""
+        n_outputs = get_shim(self.model).n_labels
+        if n_outputs != len(self.labels):
+            raise BertclsError(
+                f"{cfg} lists {len(self.labels)} labels ({', '.join(map(repr, self.labels))}) "
+                f"but the classifier in {model} (classifier.json, head.safetensors) has "
+                f"{n_outputs} outputs. The files come from different pipelines: copy the "
+                f'pipeline again, or fix "labels" in {cfg}.'
+            )
 
 
 def batched(items: Iterable[Any], size: int = 1024) -> Iterable[list[Any]]:
