@@ -676,7 +676,7 @@ class MainWindow(QMainWindow):
         stat = _file_stat(path)
         self._run_task(
             f"Reading {path.name}",
-            read_table,
+            read_table_for_app,
             path,
             sheet=sheet,
             on_done=lambda frame: self._file_loaded(
@@ -747,6 +747,11 @@ class MainWindow(QMainWindow):
                 f"Reloaded {path.name}: {len(frame):,} rows, labels kept for {restored:,} rows"
             )
         self.statusBar().showMessage(message, 10000)
+        notes = frame.attrs.get("reading_notes") or []
+        if notes:
+            # Warnings from reading (e.g. formula cells without a saved value), as the command
+            # line prints them in its summary.
+            self._show_info(f"Read {path.name} with warnings", "\n\n".join(notes))
         if missing_text_column:
             try:
                 require_columns(columns, [text_column], source=str(path))
@@ -1473,3 +1478,21 @@ class MainWindow(QMainWindow):
             self.hide()
         self.pool.waitForDone()
         event.accept()
+
+
+def read_table_for_app(path: Path, *, sheet: str | None = None) -> pd.DataFrame:
+    """``read_table``, refusing duplicate column names: the app picks columns by name (text,
+    gold, filters, export), and a name standing for two columns would mix them up. Reading
+    warnings go with the frame (``attrs["reading_notes"]``) to be shown once it is open."""
+    notes: list[str] = []
+    frame = read_table(path, sheet=sheet, notes=notes)
+    frame.attrs["reading_notes"] = notes
+    names = [str(name) for name in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BertclsError(
+            f"{path.name} has several columns named {', '.join(map(repr, repeated))}. The app "
+            "needs one name per column: rename them in the file (the command line's bertcls "
+            "label keeps duplicate names as they are)."
+        )
+    return frame

@@ -214,6 +214,8 @@ class EvaluationResult:
     missing_gold_rows: np.ndarray = field(repr=False)
     no_prediction_rows: np.ndarray = field(repr=False)
     unknown_gold_rows: dict[str, np.ndarray] = field(repr=False)
+    # What reading the input warned about (e.g. formula cells without a saved value).
+    input_notes: list[str] = field(default_factory=list)
 
     @property
     def n_unknown_gold(self) -> int:
@@ -242,8 +244,9 @@ class EvaluationResult:
             ) from None
 
     def notes(self) -> list[str]:
-        """Plain-text notes on rows left out and labels absent, for reports and the terminal."""
-        notes = []
+        """Plain-text notes on the input, rows left out and labels absent, for reports and the
+        terminal."""
+        notes = list(self.input_notes)
         if self.n_missing_gold:
             notes.append(
                 f"{self.n_missing_gold:,} of {self.n_rows:,} rows have no gold label "
@@ -1134,16 +1137,18 @@ def evaluate_file(
 
     path = Path(path)
     nlp = load_pipeline(pipeline)
+    input_notes: list[str] = []
     if path.suffix == ".spacy":
         texts, gold = _texts_and_gold_from_docbin(path, nlp)
         columns = "doc.text / doc.cats"
     else:
-        table = read_table(path, sheet=sheet, encoding=encoding)
+        table = read_table(path, sheet=sheet, encoding=encoding, notes=input_notes)
         require_columns(table.columns, [text_column, label_column], source=str(path))
         texts, gold = text_values(table[text_column]), table[label_column].tolist()
         columns = f"text: {text_column}, gold: {label_column}"
     probs = predict_proba(nlp, texts, batch_size=batch_size)
     result = evaluate_predictions(gold, probs, pipeline_labels(nlp), texts=texts)
+    result.input_notes = input_notes
     details = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
     return result, details
 

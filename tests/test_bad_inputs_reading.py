@@ -414,6 +414,20 @@ def test_xlsx_formulas_without_saved_values_keep_their_text(pipeline, tmp_path):
     assert "(first: B2)" in result.output and "open the file in Excel" in result.output
     frame = read_table(out)
     assert frame["n"].tolist() == ["=1+1", "3"] and frame["text"][1] == '=A2&" now"'
+    # evaluate reports the same warning in its summary and report, not as a Python warning.
+    sheet.cell(row=1, column=3, value="gold")
+    sheet.cell(row=2, column=3, value="ham")
+    sheet.cell(row=3, column=3, value="spam")
+    workbook.save(tmp_path / "formulas.xlsx")
+    result = runner.invoke(
+        app,
+        ["evaluate", str(pipeline), str(tmp_path / "formulas.xlsx"), "--text-column", "text",
+         "--label-column", "gold", "--json", str(tmp_path / "metrics.json")],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "formula cells of sheet 'Sheet'" in result.output
+    notes = json.loads((tmp_path / "metrics.json").read_text())["notes"]
+    assert any("formula cells" in note for note in notes)
 
 
 # --- 8. formula guards: only those this project wrote are removed ----------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
+import openpyxl
 import pandas as pd
 import pytest
+import spacy
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
@@ -100,6 +104,79 @@ def test_folder_that_is_not_a_pipeline(qtbot, window, tmp_path):
     wait_idle(qtbot, window)
     assert "does not exist" in window.dialogs.errors[-1][1]
     assert str((tmp_path / "missing").resolve()) not in window.recent_pipelines.items()
+
+
+@pytest.fixture(scope="module")
+def bert_pipeline_dir(tiny_encoder, tmp_path_factory) -> Path:
+    """A bert_textcat pipeline on the tiny random BERT (initialized, not trained)."""
+    nlp = spacy.blank("en")
+    textcat = nlp.add_pipe(
+        "bert_textcat", config={"model": {"encoder": tiny_encoder, "max_length": 32, "stride": 16}}
+    )
+    for label in LABELS:
+        textcat.add_label(label)
+    nlp.initialize()
+    path = tmp_path_factory.mktemp("bert_pipeline") / "tiny_bert"
+    nlp.to_disk(path)
+    return path
+
+
+def test_damaged_or_code_running_pipeline_shows_a_message(
+    qtbot, window, bert_pipeline_dir, tmp_path
+):
+    """A pipeline with a cut-short head, or one asking to run its own code: a dialog that
+    names the problem, no traceback, and no code run."""
+    window.load_pipeline(bert_pipeline_dir)
+    wait_idle(qtbot, window)
+    intact = window.nlp
+    assert intact is not None  # the intact copy loads, and stays loaded after the failures
+    damaged = tmp_path / "damaged"
+    shutil.copytree(bert_pipeline_dir, damaged)
+    head = damaged / "bert_textcat" / "model" / "head.safetensors"
+    head.write_bytes(head.read_bytes()[:100])
+    window.load_pipeline(damaged)
+    wait_idle(qtbot, window)
+    assert window.nlp is intact
+    title, message = window.dialogs.errors[-1]
+    assert title == "Could not load the pipeline"
+    assert "head.safetensors is damaged" in message and "Traceback" not in message
+
+    code = tmp_path / "code"
+    shutil.copytree(bert_pipeline_dir, code)
+    encoder = code / "bert_textcat" / "model" / "encoder"
+    marker = tmp_path / "code_ran"
+    (encoder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    config = json.loads((encoder / "config.json").read_text())
+    config["auto_map"] = {"AutoModel": "evil.EvilModel"}
+    (encoder / "config.json").write_text(json.dumps(config))
+    window.load_pipeline(code)
+    wait_idle(qtbot, window)
+    assert window.nlp is intact
+    assert "asks to run its own code" in window.dialogs.errors[-1][1]
+    assert not marker.exists()
+
+
+def test_table_with_duplicate_column_names_is_refused(qtbot, window, tmp_path):
+    table = tmp_path / "dupes.csv"
+    table.write_text("text,note,note\nhello,a,b\n")
+    window.open_file(table)
+    wait_idle(qtbot, window)
+    assert window.file_path is None
+    assert "several columns named 'note'" in window.dialogs.errors[-1][1]
+
+
+def test_reading_warnings_are_shown(qtbot, window, tmp_path):
+    """Formula cells without a saved value: the app says so, as the command line does."""
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["text", "n"])
+    workbook.active.append(["hello there", "=1+1"])
+    workbook.save(tmp_path / "formulas.xlsx")
+    window.open_file(tmp_path / "formulas.xlsx")
+    wait_idle(qtbot, window)
+    assert window.file_path == tmp_path / "formulas.xlsx"
+    title, message = window.dialogs.infos[-1]
+    assert title == "Read formulas.xlsx with warnings"
+    assert "1 formula cells" in message or "1 formula cell" in message
 
 
 def test_open_csv_guesses_columns(qtbot, window, pipeline_dir, sample_csv):
