@@ -61,7 +61,7 @@ from transformers import AutoModel, AutoTokenizer
 from spacy_bertcls.architectures import get_shim
 from spacy_bertcls.encoder import resolve_encoder
 from spacy_bertcls.labeling import label_file, load_pipeline, pipeline_labels, predict_proba
-from spacy_bertcls.tables import text_values
+from spacy_bertcls.tables.cells import text_values
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH_DIR = ROOT / "benchmarks"

@@ -20,7 +20,9 @@ from spacy.language import Language
 from spacy.tokens import DocBin
 
 from spacy_bertcls.errors import BertclsError
-from spacy_bertcls.tables import neutralize_formulas, write_bytes_atomic, write_table
+from spacy_bertcls.outputs import write_bytes_atomic
+from spacy_bertcls.tables import write_table
+from spacy_bertcls.tables.guards import neutralize_formulas
 
 #: Suffix -> name shown in the save dialog; the first is the default.
 CORRECTION_SUFFIXES = {

@@ -61,17 +61,17 @@ from spacy_bertcls.labeling import (
     predict_proba,
     prob_column,
 )
+from spacy_bertcls.outputs import check_not_same_file
 from spacy_bertcls.tables import (
     EXCEL_SUFFIXES,
     SUPPORTED_SUFFIXES,
     WRITABLE_SUFFIXES,
-    check_not_same_file,
     list_sheets,
     read_table,
     require_columns,
-    text_values,
     write_table,
 )
+from spacy_bertcls.tables.cells import text_values
 
 from .columns import guess_gold_column, guess_text_column
 from .corrections import CORRECTION_SUFFIXES, changed_by_formula_guard, write_corrections

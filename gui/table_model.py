@@ -17,7 +17,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont
 
 from spacy_bertcls.labeling import CONFIDENCE, PREDICTED_LABEL, prob_column
-from spacy_bertcls.tables import cell_text, text_values
+from spacy_bertcls.tables.cells import cell_text, text_values
 
 from .charts import label_color
 
@@ -356,7 +356,7 @@ class LabeledTableModel(QAbstractTableModel):
         rows = np.flatnonzero(self._corrected >= 0)
         if self._text_column is None:
             return pd.DataFrame({"text": [], "label": []})
-        # The texts exactly as the model saw them (tables.text_values, as labeling does).
+        # The texts exactly as the model saw them (tables.cells.text_values, as labeling does).
         texts = text_values(self._frame[self._text_column].iloc[rows])
         return pd.DataFrame(
             {"text": texts, "label": [self._labels[code] for code in self._corrected[rows]]}

@@ -94,7 +94,7 @@ def convert(
 ) -> None:
     """Split a labeled spreadsheet into spaCy training data (stratified by label)."""
     from .convert import SPLITS, convert_table
-    from .tables import check_not_same_file, check_output_folder
+    from .outputs import check_not_same_file, check_output_folder
 
     # dev_size + test_size < 1 is checked by convert_table, first thing.
     check_not_same_file(file, out, option="--out", example="corpus")
@@ -144,7 +144,7 @@ def train(
     from spacy.cli._util import parse_config_overrides
     from spacy.cli.train import train as spacy_train
 
-    from .tables import disk_full_errors
+    from .outputs import disk_full_errors
 
     overrides = parse_config_overrides(ctx.args)
     overrides.update(training_overrides(freeze_encoder, class_weights, encoder))
@@ -228,7 +228,7 @@ def check_training_output(output: Path, inputs: dict[str, Path]) -> None:
 
     Training writes the pipelines model-last and model-best into --output, replacing them.
     """
-    from .tables import check_output_folder
+    from .outputs import check_output_folder
 
     written = [output.resolve()] + [(output / name).resolve() for name in MODEL_DIRS]
     for name, path in inputs.items():
@@ -365,7 +365,7 @@ def label(
 ) -> None:
     """Add predicted_label, confidence and prob_<label> columns to every row of a table."""
     from .labeling import label_file, load_pipeline
-    from .tables import (
+    from .outputs import (
         check_not_same_file,
         check_output_file,
         check_outside_folder,
@@ -468,14 +468,9 @@ def evaluate(
     The report has accuracy, per-class precision/recall/F1, the confusion matrix, PR curves,
     a reliability plot and the most confident errors.
     """
-    from .evaluation import (
-        check_report_paths,
-        evaluate_file,
-        format_summary,
-        report_paths,
-        write_report,
-    )
-    from .tables import check_not_same_file, check_outside_folder
+    from .evaluation import check_report_paths, format_summary, report_paths, write_report
+    from .evaluation.files import evaluate_file
+    from .outputs import check_not_same_file, check_outside_folder
 
     # Checked before the (slow) evaluation; write_report checks the same again.
     examples = {"html": ("--report", "report.html"), "json": ("--json", "metrics.json")}

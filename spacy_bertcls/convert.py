@@ -29,7 +29,9 @@ from sklearn.model_selection import train_test_split
 from spacy.tokens import DocBin
 
 from .errors import BertclsError
-from .tables import cell_text, read_table, require_columns, text_values, write_bytes_atomic
+from .outputs import make_output_folder, write_bytes_atomic
+from .tables import read_table, require_columns
+from .tables.cells import cell_text, text_values
 
 SPLITS = ("train", "dev", "test")
 EMPTY_TEXT = "empty text"
@@ -147,7 +149,7 @@ def convert_table(
     nlp = _blank(lang)
 
     split_rows, notes = _split(row_labels, multi_label_sep is not None, dev_size, test_size, seed)
-    out_dir = _output_dir(out_dir)
+    out_dir = make_output_folder(out_dir, option="--out")
     output_paths = {}
     label_counts = {}
     for split in SPLITS:
@@ -389,15 +391,3 @@ def _cross_split_duplicates(texts: list[str], split_rows: dict[str, list[int]]) 
     shared = {text for text, splits in splits_of.items() if len(splits) > 1}
     rows = sum(1 for text in texts if text in shared)
     return len(shared), rows
-
-
-def _output_dir(out_dir: str | Path) -> Path:
-    out_dir = Path(out_dir)
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise BertclsError(
-            f"Cannot create the output directory {out_dir}: {error.strerror}. Choose a folder "
-            "you can write to."
-        ) from error
-    return out_dir

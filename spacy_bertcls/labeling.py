@@ -10,6 +10,9 @@ Added columns: `predicted_label` (the most probable label), `confidence` (its pr
 one `prob_<label>` per label. For an exclusive classifier the probabilities of a row sum to 1;
 for a multi-label one each is independent. Rows with an empty text are not sent to the model:
 their label is "" and their probabilities NaN.
+
+`spacy_bertcls.evaluation.files.evaluate_file` runs the same prediction on a table (or a
+`.spacy` file) with gold labels and scores it, for `bertcls evaluate`.
 """
 
 from __future__ import annotations
@@ -27,14 +30,14 @@ import pandas as pd
 import spacy
 
 from .errors import BertclsError
+from .outputs import check_not_same_file
 from .tables import (
     TableWriter,
-    check_not_same_file,
     count_rows,
     iter_table_chunks,
     require_columns,
-    text_values,
 )
+from .tables.cells import text_values
 
 PREDICTED_LABEL = "predicted_label"
 CONFIDENCE = "confidence"

@@ -16,7 +16,9 @@ import pytest
 from conftest import HAM, ROOT, SPAM
 from test_cli import invoke, train_tiny_pipeline
 
-from spacy_bertcls import tables
+from spacy_bertcls import outputs
+from spacy_bertcls.tables.delimited import CsvSink
+from spacy_bertcls.tables.excel import ExcelSink
 
 CONFIG = ROOT / "configs" / "frozen.cfg"
 
@@ -189,7 +191,7 @@ def test_label_disk_full(pipeline, table, tmp_path, monkeypatch, suffix):
         self.file.write("half a row")
         disk_full()
 
-    real_close = tables._ExcelSink.close
+    real_close = ExcelSink.close
 
     def xlsx_half_then_full(self):
         real_close(self)  # openpyxl finishes its sheet; then the file is cut short
@@ -197,9 +199,9 @@ def test_label_disk_full(pipeline, table, tmp_path, monkeypatch, suffix):
         disk_full()
 
     if suffix == ".csv":
-        monkeypatch.setattr(tables._CsvSink, "write", csv_half_then_full)
+        monkeypatch.setattr(CsvSink, "write", csv_half_then_full)
     else:
-        monkeypatch.setattr(tables._ExcelSink, "close", xlsx_half_then_full)
+        monkeypatch.setattr(ExcelSink, "close", xlsx_half_then_full)
     result = label(pipeline, table, "--out", folder / f"labeled{suffix}")
     assert_disk_full_message(result, folder)
     assert files_in(folder) == []
@@ -229,7 +231,7 @@ def test_evaluate_disk_full(pipeline, table, tmp_path, monkeypatch, failing):
         file = real_open(path, *args, **kwargs)
         return HalfThenFull(file) if f".{failing}." in str(path) else file
 
-    monkeypatch.setattr(tables, "open", full_open, raising=False)
+    monkeypatch.setattr(outputs, "open", full_open, raising=False)
     result = evaluate(
         pipeline,
         table,
@@ -247,7 +249,7 @@ def test_evaluate_disk_full(pipeline, table, tmp_path, monkeypatch, failing):
 
 def test_convert_disk_full(table, tmp_path, monkeypatch):
     """convert on a full disk: "is full" naming the folder, no .spacy or temp file left."""
-    monkeypatch.setattr(tables.os, "fsync", disk_full)
+    monkeypatch.setattr(outputs.os, "fsync", disk_full)
     result = convert(table, "--out", tmp_path / "corpus", "--dev-size", "0.2")
     assert_disk_full_message(result, tmp_path / "corpus")
     assert files_in(tmp_path / "corpus") == []
@@ -272,7 +274,7 @@ def test_evaluate_plots_in_a_read_only_folder(fake_pipeline, table, tmp_path, mo
     locked.mkdir()
     real_access = os.access
     monkeypatch.setattr(
-        tables.os,
+        outputs.os,
         "access",
         lambda path, *args, **kw: path != locked and real_access(path, *args, **kw),
     )

@@ -24,15 +24,10 @@ from spacy_bertcls.cli import app
 from spacy_bertcls.convert import convert_table
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.labeling import label_file
-from spacy_bertcls.tables import (
-    MAX_CELL_CHARS,
-    XLSX_GUARD_PROPERTY,
-    TableWarning,
-    guard_registry,
-    iter_table_chunks,
-    read_table,
-    write_table,
-)
+from spacy_bertcls.tables import TableWarning, iter_table_chunks, read_table, write_table
+from spacy_bertcls.tables.cells import MAX_CELL_CHARS
+from spacy_bertcls.tables.excel import XLSX_GUARD_PROPERTY
+from spacy_bertcls.tables.guards import guard_registry
 
 runner = CliRunner()
 
@@ -195,11 +190,24 @@ def test_utf16_le_and_be_read_with_the_encoding_option(tmp_path, pipeline):
 # --- 3. a huge cell --------------------------------------------------------------------------
 
 
+def limit_cells(monkeypatch, chars):
+    """Set MAX_CELL_CHARS to `chars` in every module that reads it: each reader imports it."""
+    for module in (
+        tables.cells,
+        tables.delimited,
+        tables.excel,
+        tables.jsonl,
+        tables.parquet,
+        tables.text,
+    ):
+        monkeypatch.setattr(module, "MAX_CELL_CHARS", chars)
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".txt", ".jsonl", ".xlsx", ".parquet"])
 def test_a_cell_over_the_limit_is_refused_by_every_reader(tmp_path, monkeypatch, suffix):
     """A cell over MAX_CELL_CHARS (1,000,000): refused by every format, naming row/column/size."""
     assert MAX_CELL_CHARS == 1_000_000
-    monkeypatch.setattr(tables, "MAX_CELL_CHARS", 1000)  # the same rule, a smaller file
+    limit_cells(monkeypatch, 1000)  # the same rule, a smaller file
     texts = ["short", "x" * 1001, "short"]
     path = tmp_path / f"big{suffix}"
     if suffix == ".txt":
@@ -220,7 +228,7 @@ def test_a_cell_over_the_limit_is_refused_by_every_reader(tmp_path, monkeypatch,
 
 def test_label_and_convert_refuse_the_same_huge_cell(pipeline, tmp_path, monkeypatch):
     """A huge cell from a quote never closed: label and convert give the same message."""
-    monkeypatch.setattr(tables, "MAX_CELL_CHARS", 1000)
+    limit_cells(monkeypatch, 1000)
     path = tmp_path / "broken.csv"
     body = "".join(f"{i},text {i},ham\n" for i in range(300))
     path.write_text(f'id,text,gold\n0,"opened and never closed,ham\n{body}1,closed",spam\n')

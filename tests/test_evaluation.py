@@ -10,7 +10,6 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
-from spacy_bertcls import evaluation
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.evaluation import (
     EvaluationResult,
@@ -22,6 +21,7 @@ from spacy_bertcls.evaluation import (
     plot_reliability,
     write_report,
 )
+from spacy_bertcls.evaluation import report as evaluation_report
 
 ABC = ["a", "b", "c"]
 
@@ -313,7 +313,7 @@ def test_write_report_leaves_nothing_when_plotting_fails(tmp_path, monkeypatch):
     def broken(result: EvaluationResult) -> Figure:
         raise RuntimeError("plotting broke")
 
-    monkeypatch.setattr(evaluation, "plot_pr_curves", broken)
+    monkeypatch.setattr(evaluation_report, "plot_pr_curves", broken)
     html_path = tmp_path / "report.html"
     with pytest.raises(RuntimeError, match="plotting broke"):
         write_report(result, html_path, json_path=tmp_path / "r.json", plots_dir=tmp_path)

@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 
 from spacy_bertcls.errors import BertclsError
+from spacy_bertcls.outputs import check_not_same_file
 from spacy_bertcls.tables import (
     SUPPORTED_SUFFIXES,
     TableWriter,
-    check_not_same_file,
     count_rows,
     iter_table_chunks,
     list_sheets,
     read_table,
     require_columns,
-    text_values,
     write_table,
 )
+from spacy_bertcls.tables.cells import text_values
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMS = DATA / "sms_spam" / "SMSSpamCollection.tsv"
@@ -534,7 +534,7 @@ def test_output_directory_not_writable(tmp_path, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr("spacy_bertcls.tables.os.open", refuse)
+    monkeypatch.setattr("spacy_bertcls.outputs.os.open", refuse)
     with pytest.raises(BertclsError, match="Cannot write .*out.csv: Permission denied"):
         write_table(sample_frame(2), tmp_path / "out.csv")
 
