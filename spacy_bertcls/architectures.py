@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import nullcontext
+from pathlib import Path
 
 import torch
 from spacy.tokens import Doc
@@ -124,6 +125,9 @@ def get_shim(model: Model) -> BertClassifierShim:
     return model.shims[0]
 
 
+# The network's interface to the component: the component calls these, never the shim.
+
+
 def configure_training(
     model: Model, *, freeze_encoder: bool, encoder_learn_rate_scale: float
 ) -> None:
@@ -131,6 +135,44 @@ def configure_training(
     shim = get_shim(model)
     shim.set_freeze_encoder(freeze_encoder)
     shim.cfg["encoder_learn_rate_scale"] = encoder_learn_rate_scale
+
+
+def is_built(model: Model) -> bool:
+    """Whether the network has its encoder and head (after initialize or loading)."""
+    return get_shim(model).is_built
+
+
+def n_outputs(model: Model) -> int:
+    """The head's number of outputs (one per label); 0 before it is built."""
+    return get_shim(model).n_labels
+
+
+def set_dropout(model: Model, rate: float) -> None:
+    """The head's dropout rate from now on, as spaCy's ``set_dropout_rate`` sets its layers'
+    (the component passes ``update``'s ``drop``, i.e. ``[training] dropout``)."""
+    if not 0.0 <= rate < 1.0:
+        raise BertclsError(f"dropout = {rate} must be in [0, 1).")
+    shim = get_shim(model)
+    if shim.is_built:
+        shim.module.set_head_dropout(rate)
+
+
+def save_model(model: Model, path: Path) -> None:
+    """Write the built network to the folder ``path`` (see ``BertClassifierShim.to_disk``)."""
+    get_shim(model).to_disk(path)
+
+
+def load_model(model: Model, path: Path) -> None:
+    """Rebuild the network from a folder written by ``save_model``."""
+    get_shim(model).from_disk(path)
+
+
+def model_to_bytes(model: Model) -> bytes:
+    return get_shim(model).to_bytes()
+
+
+def model_from_bytes(model: Model, data: bytes) -> None:
+    get_shim(model).from_bytes(data)
 
 
 def init(model: Model, X: list[Doc] | None = None, Y: Floats2d | None = None) -> None:

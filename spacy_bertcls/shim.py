@@ -95,8 +95,8 @@ class BertClassifierShim(PyTorchShim):
             pooling=cfg["pooling"],
             layers=cfg["layers"],
             window_pooling=cfg["window_pooling"],
-            freeze_encoder=cfg["freeze_encoder"],
         )
+        module.freeze(cfg["freeze_encoder"])
         device = get_torch_default_device()
         self._model = module.to(device)
         self.tokenizer = tokenizer
@@ -127,11 +127,11 @@ class BertClassifierShim(PyTorchShim):
         )
 
     def set_freeze_encoder(self, freeze: bool) -> None:
+        """Freeze or unfreeze the encoder: ``cfg`` holds the setting until the module is built
+        (and for ``forward``), the encoder's ``requires_grad`` follows it."""
         self.cfg["freeze_encoder"] = freeze
         if self.is_built:
-            self.module.freeze_encoder = freeze
-            self.module.encoder.requires_grad_(not freeze)
-            self.module.train(self.module.training)
+            self.module.freeze(freeze)
         self.feature_cache.clear()
         self._trainable = None
 

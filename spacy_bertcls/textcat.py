@@ -24,7 +24,16 @@ from spacy.util import ensure_path, registry
 from spacy.vocab import Vocab
 from thinc.api import Config, Model, Optimizer
 
-from .architectures import configure_training, get_shim
+from .architectures import (
+    configure_training,
+    is_built,
+    load_model,
+    model_from_bytes,
+    model_to_bytes,
+    n_outputs,
+    save_model,
+    set_dropout,
+)
 from .errors import BertclsError
 from .loss import (
     check_class_weights,
@@ -222,7 +231,12 @@ class BertTextCategorizer(TrainablePipe):
         sgd: Optimizer | None = None,
         losses: dict[str, float] | None = None,
     ) -> dict[str, float]:
-        """Learn from a batch of examples. ``drop`` is unused: the head has its own dropout."""
+        """Learn from a batch of examples.
+
+        drop: the head's dropout rate for this update, as spaCy's own components take it
+            (``spacy train`` passes ``[training] dropout``). A frozen encoder never drops out
+            (its features are cached); a fine-tuned one keeps its own configured dropout.
+        """
         if losses is None:
             losses = {}
         losses.setdefault(self.name, 0.0)
@@ -231,6 +245,7 @@ class BertTextCategorizer(TrainablePipe):
         self._validate_categories(examples)
         if not examples:
             return losses
+        set_dropout(self.model, drop)
         logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
         loss, d_logits = self.get_loss(examples, self._probabilities(logits))
         backprop(d_logits)
@@ -262,6 +277,7 @@ class BertTextCategorizer(TrainablePipe):
         if self._rehearsal_model is None or not examples:
             return losses
         docs = [eg.predicted for eg in examples]
+        set_dropout(self.model, drop)
         target = self._probabilities(self._rehearsal_model.predict(docs))
         logits, backprop = self.model.begin_update(docs)
         probs = self._probabilities(logits)
@@ -356,7 +372,7 @@ class BertTextCategorizer(TrainablePipe):
             raise BertclsError(f"A label must be a string, not {label!r}.")
         if label in self.labels:
             return 0
-        if get_shim(self.model).is_built:
+        if is_built(self.model):
             raise BertclsError(
                 f"Cannot add label {label!r}: the model is already built for "
                 f"{len(self.labels)} labels. Add all labels before nlp.initialize()."
@@ -459,9 +475,8 @@ class BertTextCategorizer(TrainablePipe):
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
-        shim = get_shim(self.model)
-        if shim.is_built:
-            shim.to_disk(path / "model")
+        if is_built(self.model):
+            save_model(self.model, path / "model")
 
     def from_disk(
         self, path: str | Path, *, exclude: Iterable[str] = tuple()
@@ -480,14 +495,13 @@ class BertTextCategorizer(TrainablePipe):
             ) from err
         self._restore_cfg(saved)
         if (path / "model").exists():
-            get_shim(self.model).from_disk(path / "model")
+            load_model(self.model, path / "model")
             self._check_labels_fit_model(f"{path / 'cfg'}", f"{path / 'model'}")
         return self
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
-        shim = get_shim(self.model)
-        shim_bytes = shim.to_bytes() if shim.is_built else None
-        return srsly.msgpack_dumps({"cfg": self.cfg, "model": shim_bytes})
+        model_bytes = model_to_bytes(self.model) if is_built(self.model) else None
+        return srsly.msgpack_dumps({"cfg": self.cfg, "model": model_bytes})
 
     def from_bytes(
         self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
@@ -495,7 +509,7 @@ class BertTextCategorizer(TrainablePipe):
         msg = srsly.msgpack_loads(bytes_data)
         self._restore_cfg(msg["cfg"])
         if msg["model"] is not None:
-            get_shim(self.model).from_bytes(msg["model"])
+            model_from_bytes(self.model, msg["model"])
             self._check_labels_fit_model("the saved cfg", "the saved model")
         return self
 
@@ -512,12 +526,12 @@ class BertTextCategorizer(TrainablePipe):
     def _check_labels_fit_model(self, cfg: str, model: str) -> None:
         """The head has one output per label: cfg and model files that disagree would give
         shifted or empty probability columns, so they are refused."""
-        n_outputs = get_shim(self.model).n_labels
-        if n_outputs != len(self.labels):
+        outputs = n_outputs(self.model)
+        if outputs != len(self.labels):
             raise BertclsError(
                 f"{cfg} lists {len(self.labels)} labels ({', '.join(map(repr, self.labels))}) "
                 f"but the classifier in {model} (classifier.json, head.safetensors) has "
-                f"{n_outputs} outputs. The files come from different pipelines: copy the "
+                f"{outputs} outputs. The files come from different pipelines: copy the "
                 f'pipeline again, or fix "labels" in {cfg}.'
             )
 

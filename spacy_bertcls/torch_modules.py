@@ -58,7 +58,6 @@ class BertClassifierModule(nn.Module):
         pooling: str,
         layers: list[int],
         window_pooling: str,
-        freeze_encoder: bool,
     ):
         super().__init__()
         self.encoder = encoder
@@ -66,10 +65,20 @@ class BertClassifierModule(nn.Module):
         self.pooling = pooling
         self.layers = list(layers)
         self.window_pooling = window_pooling
-        self.freeze_encoder = freeze_encoder
-        if freeze_encoder:
-            self.encoder.requires_grad_(False)
-            self.encoder.eval()
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """Whether the encoder is frozen: its weights take no gradient (the one record of it)."""
+        return not next(self.encoder.parameters()).requires_grad
+
+    def freeze(self, frozen: bool) -> None:
+        self.encoder.requires_grad_(not frozen)
+        self.train(self.training)
+
+    def set_head_dropout(self, rate: float) -> None:
+        for module in self.head.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = rate
 
     def train(self, mode: bool = True) -> BertClassifierModule:
         # A frozen encoder always runs as at inference (no dropout), so its features are a
@@ -77,7 +86,7 @@ class BertClassifierModule(nn.Module):
         # (this runs on every training step: no need to walk the encoder's modules then).
         self.training = mode
         self.head.train(mode)
-        if self.freeze_encoder:
+        if self.encoder_frozen:
             if self.encoder.training:
                 self.encoder.eval()
         else:

@@ -430,7 +430,8 @@ def test_xlsx_formulas_without_saved_values_keep_their_text(pipeline, tmp_path):
     result = runner.invoke(
         app,
         ["evaluate", str(pipeline), str(tmp_path / "formulas.xlsx"), "--text-column", "text",
-         "--label-column", "gold", "--json", str(tmp_path / "metrics.json")],
+         "--label-column", "gold", "--json", str(tmp_path / "metrics.json"),
+         "--report", str(tmp_path / "report.html")],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "formula cells of sheet 'Sheet'" in result.output

@@ -459,3 +459,18 @@ def test_training_steps_keep_no_tensor_alive(tiny_encoder, freeze_encoder):
     assert live_tensors() == before
     # The optimizer writes into the parameters' own memory.
     assert [p.data_ptr() for _, p in params] == pointers
+
+
+def test_update_drop_is_the_heads_dropout(tiny_encoder):
+    """spaCy's [training] dropout reaches the head through update(drop=...)."""
+    nlp = make_nlp(tiny_encoder, model={"head": "mlp", "dropout": 0.1})
+    examples = make_examples(nlp)
+    optimizer = train(nlp, examples, epochs=1)
+    head = get_shim(nlp.get_pipe("bert_textcat").model).module.head
+    rates = lambda: [m.p for m in head.modules() if isinstance(m, torch.nn.Dropout)]  # noqa: E731
+    nlp.update(examples[:4], sgd=optimizer, drop=0.35)
+    assert rates() == [0.35]
+    nlp.update(examples[:4], sgd=optimizer)  # Language.update's default drop is 0.0
+    assert rates() == [0.0]
+    with pytest.raises(BertclsError, match="dropout"):
+        nlp.update(examples[:4], sgd=optimizer, drop=1.5)
