@@ -22,7 +22,9 @@ import pandas as pd
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from spacy_bertcls_gui.table_model import ChunkResult, LabeledTableModel, RowFilter  # noqa: E402
+from spacy_bertcls_gui.table_model import LabeledTableModel, RowFilter  # noqa: E402
+
+from spacy_bertcls.labeling import LabeledChunk  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 TARGET_S = 0.25
@@ -43,7 +45,7 @@ def make_model(n: int) -> LabeledTableModel:
     model.set_frame(frame, LABELS)
     model.set_text_column("text")
     probs = rng.dirichlet([1, 1, 1], n)
-    model.apply_chunk(ChunkResult(np.arange(n), probs.argmax(1), probs.max(1), probs))
+    model.apply_chunk(LabeledChunk.from_probs(np.arange(n), probs, LABELS))
     return model
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from spacy_bertcls.tables.cells import label_text
+
 # Names that usually hold the text to classify, most telling first.
 TEXT_COLUMN_NAMES = ("text", "texts", "sentence", "content", "message", "body", "review",
                      "comment", "tweet", "sms", "document", "description", "utterance")  # fmt: skip
@@ -40,7 +42,10 @@ def guess_text_column(frame: pd.DataFrame) -> str | None:
 
 
 def guess_gold_column(frame: pd.DataFrame, labels: list[str], exclude: str | None) -> str | None:
-    """A column whose filled cells are (almost) all pipeline labels, e.g. ``airline_sentiment``."""
+    """A column whose filled cells are (almost) all pipeline labels, e.g. ``airline_sentiment``.
+
+    Cells are read as labels by ``label_text``, as evaluation reads them: 0.0/1.0 are "0"/"1".
+    """
     if not labels:
         return None
     known = set(labels)
@@ -49,11 +54,10 @@ def guess_gold_column(frame: pd.DataFrame, labels: list[str], exclude: str | Non
     for name in frame.columns:
         if str(name) == exclude:
             continue
-        values = sample[name].dropna().astype(str).str.strip()
-        values = values[values != ""]
-        if values.empty:
+        values = [label for label in map(label_text, sample[name].tolist()) if label is not None]
+        if not values:
             continue
-        share = float(values.isin(known).mean())
+        share = sum(value in known for value in values) / len(values)
         if share < 0.9:
             continue
         score = len(values) * share

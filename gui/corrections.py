@@ -1,8 +1,8 @@
 """Corrections -> training data: the rows an analyst relabeled, as files ``train`` accepts.
 
-``.spacy`` holds one Doc per row with ``doc.cats`` set one-hot over the pipeline's labels, made
-the way ``spacy_bertcls.convert`` makes its Docs (tokenizer only, ``DocBin(store_user_data=
-False)``). ``.csv``/``.jsonl``/``.xlsx`` hold ``text,label`` columns written by
+``.spacy`` holds one Doc per row with ``doc.cats`` set one-hot over the pipeline's labels,
+written by ``spacy_bertcls.convert.write_corpus`` as ``bertcls convert`` writes its splits.
+``.csv``/``.jsonl``/``.xlsx`` hold ``text,label`` columns written by
 ``tables.write_table``, which ``bertcls convert`` reads. ``write_table`` protects spreadsheet
 users by prefixing ``'`` to CSV/XLSX cells that start with ``= + - @``, and ``read_table``
 removes it again, so convert trains on the exact texts; the app tells the user, since other
@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-import spacy
 from spacy.language import Language
-from spacy.tokens import DocBin
 
+from spacy_bertcls.convert import write_corpus
 from spacy_bertcls.errors import BertclsError
-from spacy_bertcls.outputs import write_bytes_atomic
 from spacy_bertcls.tables import write_table
 from spacy_bertcls.tables.guards import neutralize_formulas
 
@@ -56,10 +54,6 @@ def write_corrections(
     if suffix != ".spacy":
         write_table(corrections[["text", "label"]], path)
         return path
-    tokenizer = (nlp or spacy.blank("en")).tokenizer
-    doc_bin = DocBin(store_user_data=False)
-    for doc, label in zip(tokenizer.pipe(corrections["text"].tolist()), corrections["label"]):
-        doc.cats = {name: float(name == label) for name in labels}
-        doc_bin.add(doc)
-    write_bytes_atomic(path, doc_bin.to_bytes())
-    return path
+    return write_corpus(
+        path, corrections["text"].tolist(), corrections["label"].tolist(), labels, nlp=nlp
+    )

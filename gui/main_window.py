@@ -57,11 +57,12 @@ from spacy_bertcls.evaluation import write_report
 from spacy_bertcls.labeling import (
     CONFIDENCE,
     PREDICTED_LABEL,
-    load_pipeline,
+    LabeledChunk,
     predict_proba,
     prob_column,
 )
 from spacy_bertcls.outputs import check_not_same_file
+from spacy_bertcls.pipelines import PipelineInfo, load_pipeline, pipeline_info
 from spacy_bertcls.tables import (
     EXCEL_SUFFIXES,
     SUPPORTED_SUFFIXES,
@@ -71,16 +72,16 @@ from spacy_bertcls.tables import (
     require_columns,
     write_table,
 )
-from spacy_bertcls.tables.cells import text_values
+from spacy_bertcls.tables.cells import label_text, text_values
 
 from .columns import guess_gold_column, guess_text_column
 from .corrections import CORRECTION_SUFFIXES, changed_by_formula_guard, write_corrections
 from .delegates import TableDelegate
 from .detail_panel import DetailPanel
 from .evaluation_panel import Evaluation, EvaluationPanel, run_evaluation
-from .pipeline_panel import PipelineInfo, PipelinePanel, describe_pipeline
+from .pipeline_panel import PipelinePanel
 from .settings import RecentList, open_settings
-from .table_model import CORRECTED_LABEL, ChunkResult, LabeledTableModel, RowFilter
+from .table_model import CORRECTED_LABEL, LabeledTableModel, RowFilter
 from .try_text_panel import TryTextPanel
 from .workers import LabelWorker, TaskRunner
 
@@ -562,7 +563,7 @@ class MainWindow(QMainWindow):
 
         def job() -> tuple[Language, PipelineInfo]:
             nlp = load_pipeline(path)
-            return nlp, describe_pipeline(nlp, path)
+            return nlp, pipeline_info(nlp)
 
         def failed(error: BaseException, tb: str) -> None:
             self.pipeline_panel.set_info(self.pipeline_info)
@@ -874,8 +875,6 @@ class MainWindow(QMainWindow):
             self.nlp,
             self.model.frame[text_column].copy(),
             rows,
-            self.model.labels,
-            text_column=text_column,
             nlp_lock=self.nlp_lock,
         )
         worker.chunk_ready.connect(self._on_chunk)
@@ -903,7 +902,7 @@ class MainWindow(QMainWindow):
             self.cancel_button.setEnabled(False)
             self.speed_label.setText("cancelling…")
 
-    def _on_chunk(self, chunk: ChunkResult) -> None:
+    def _on_chunk(self, chunk: LabeledChunk) -> None:
         self.model.apply_chunk(chunk)
         row = self.detail_panel.row
         if row >= 0 and np.any(chunk.rows == row):
@@ -1049,7 +1048,7 @@ class MainWindow(QMainWindow):
         gold = None
         if model.gold_column:
             value = model.value(row, model.gold_column)
-            gold = None if pd.isna(value) else str(value)
+            gold = label_text(value)
         model_labels = model.labels
         self.detail_panel.show_row(
             row,

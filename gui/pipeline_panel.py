@@ -1,16 +1,13 @@
 """The Pipeline tab: choose a trained pipeline and see what it is.
 
-The facts come from the pipeline itself: ``nlp.meta`` (name, version, training scores) and the
-text classifier's block of ``nlp.config``, shown generically so any component's settings
-(``freeze_encoder``, ``class_weights``, ``model.encoder`` for ``bert_textcat``) appear as they are.
+The facts are ``spacy_bertcls.pipelines.pipeline_info``'s, the ones ``bertcls info`` prints, in
+the same words: ``nlp.meta`` (name, version, dev scores) and the text classifier's block of
+``nlp.config``, every setting as it is (``freeze_encoder``, ``class_weights``, ``model.encoder``).
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
@@ -25,138 +22,37 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from spacy.language import Language
 
-from spacy_bertcls.labeling import find_textcat, pipeline_labels
+from spacy_bertcls.pipelines import NO_SCORES, SCORES_HEADING, PipelineInfo
 
 from .charts import label_color
 
 
-@dataclass
-class PipelineInfo:
-    """What the info panel shows about a loaded pipeline."""
-
-    path: str
-    name: str
-    version: str
-    spacy_version: str
-    components: list[str]
-    textcat: str
-    factory: str
-    labels: list[str]
-    encoder: str | None
-    freeze_encoder: bool | None
-    class_weights: str | None = None
-    settings: list[tuple[str, str]] = field(default_factory=list)
-    scores: list[tuple[str, str]] = field(default_factory=list)
-
-    @property
-    def training(self) -> str:
-        if self.freeze_encoder is None:
-            return "not set (the component has no freeze_encoder setting)"
-        return (
-            "frozen encoder (only the head was trained)"
-            if self.freeze_encoder
-            else "fine-tuned encoder"
-        )
-
-
-def textcat_name(nlp: Language) -> str:
-    """The name of the pipeline's text classifier, whatever ``find_textcat`` returns."""
-    found = find_textcat(nlp)
-    if isinstance(found, str):
-        return found
-    if isinstance(found, tuple):
-        return str(found[0])
-    for name, pipe in nlp.pipeline:
-        if pipe is found:
-            return name
-    raise ValueError("find_textcat returned a component that is not in the pipeline")
-
-
-def describe_pipeline(nlp: Language, path: str | Path) -> PipelineInfo:
-    """Collect the facts about ``nlp`` (loaded from ``path``) for the info panel."""
-    name = textcat_name(nlp)
-    return pipeline_info(
-        path,
-        meta=dict(nlp.meta or {}),
-        component_config=dict(nlp.config.get("components", {}).get(name, {})),
-        textcat=name,
-        components=list(nlp.pipe_names),
-        labels=list(pipeline_labels(nlp)),
-    )
-
-
-def pipeline_info(
-    path: str | Path,
-    *,
-    meta: dict[str, Any],
-    component_config: dict[str, Any],
-    textcat: str,
-    components: list[str],
-    labels: list[str],
-) -> PipelineInfo:
-    """The facts from a pipeline's meta and its text classifier's config block.
-
-    ``freeze_encoder`` and the encoder (``model.encoder``, or ``model.name`` as spacy-transformers
-    calls it) are picked out when the component has them; every setting is listed anyway.
-    """
-    settings = _flatten(component_config)
-    encoder = None
-    freeze = None
-    for key, value in settings:
-        last = key.rsplit(".", 1)[-1]
-        if encoder is None and last in ("encoder", "name") and key.startswith("model"):
-            encoder = value
-        if key == "freeze_encoder":
-            freeze = value.lower() == "true"
-    class_weights = dict(settings).get("class_weights")
-    return PipelineInfo(
-        path=str(path),
-        name=f"{meta.get('lang', 'xx')}_{meta.get('name', 'pipeline')}",
-        version=str(meta.get("version", "")),
-        spacy_version=str(meta.get("spacy_version", "")),
-        components=components,
-        textcat=textcat,
-        factory=str(component_config.get("factory", "")),
-        labels=labels,
-        encoder=encoder,
-        freeze_encoder=freeze,
-        class_weights=class_weights,
-        settings=settings,
-        scores=_flatten(dict(meta.get("performance") or {}), numbers_only=True),
-    )
-
-
 def info_html(info: PipelineInfo) -> str:
-    """The info panel's text as HTML (also used for the screenshot)."""
+    """The info panel's text as HTML (also used for the screenshot): ``info.facts()``, the
+    scores and the settings, worded as ``bertcls info`` prints them; labels as color swatches."""
     e = html.escape
     swatches = " ".join(
         f'<span style="background:{label_color(i).name()}; color:white">&nbsp;{e(label)}&nbsp;</span>'
         for i, label in enumerate(info.labels)
     )
-    facts = [
-        ("Pipeline", f"{info.name} {info.version}"),
-        ("Folder", info.path),
-        ("Components", ", ".join(info.components)),
-        ("Text classifier", f"{info.textcat} (factory {info.factory})"),
-        ("Encoder", info.encoder or "—"),
-        ("Training", info.training),
-        ("class_weights", info.class_weights if info.class_weights is not None else "—"),
-        ("spaCy", info.spacy_version or "—"),
+    cells = [
+        (caption, swatches if caption == "Labels" else e(text)) for caption, text in info.facts()
     ]
-    rows = "".join(f"<tr><td><b>{e(key)}</b></td><td>{e(value)}</td></tr>" for key, value in facts)
-    rows += f"<tr><td><b>Labels</b></td><td>{swatches}</td></tr>"
+    rows = "".join(
+        f"<tr><td><b>{e(caption)}</b></td><td>{cell}</td></tr>" for caption, cell in cells
+    )
     parts = [f"<h3>{e(info.name)} {e(info.version)}</h3>", f"<table cellpadding='3'>{rows}</table>"]
-    parts.append("<h4>Dev-split scores of the saved model (nlp.meta['performance'])</h4>")
-    if info.scores:
-        overall = [(key, value) for key, value in info.scores if "_per_type." not in key]
+    parts.append(f"<h4>{e(SCORES_HEADING)}</h4>")
+    scores = info.score_lines()
+    if scores:
+        overall = [(key, value) for key, value in scores if "_per_type." not in key]
         parts.append(_key_value_table(overall))
-        parts.append(_per_type_table(info.scores, info.labels))
+        parts.append(_per_type_table(scores, info.labels))
     else:
-        parts.append("<p><i>No scores stored with this pipeline.</i></p>")
-    parts.append(f"<h4>Settings of {e(info.textcat)} (nlp.config)</h4>")
-    parts.append(_key_value_table(info.settings))
+        parts.append(f"<p><i>{e(NO_SCORES)}</i></p>")
+    parts.append(f"<h4>{e(info.settings_heading)}</h4>")
+    parts.append(_key_value_table(info.setting_lines()))
     return "".join(parts)
 
 
@@ -199,25 +95,6 @@ def _key_value_table(items: list[tuple[str, str]]) -> str:
         f"<tr><td>{html.escape(key)}</td><td>{html.escape(value)}</td></tr>" for key, value in items
     )
     return f"<table cellpadding='2' border='0'>{rows}</table>"
-
-
-def _flatten(
-    data: dict[str, Any], prefix: str = "", numbers_only: bool = False
-) -> list[tuple[str, str]]:
-    items: list[tuple[str, str]] = []
-    for key, value in data.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            items += _flatten(value, f"{name}.", numbers_only)
-        elif isinstance(value, bool):
-            items.append((name, str(value).lower()))
-        elif isinstance(value, float):
-            items.append((name, f"{value:.4f}"))
-        elif numbers_only and not isinstance(value, int):
-            continue
-        else:
-            items.append((name, str(value)))
-    return items
 
 
 class PipelinePanel(QWidget):
@@ -274,5 +151,5 @@ class PipelinePanel(QWidget):
         if info is None:
             self.status_label.setText("No pipeline loaded.")
             return
-        self.status_label.setText(f"Loaded {info.path}")
+        self.status_label.setText(f"Loaded {info.path or info.name}")
         self.info.setHtml(info_html(info))

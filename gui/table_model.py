@@ -16,8 +16,14 @@ import pandas as pd
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QColor, QFont
 
-from spacy_bertcls.labeling import CONFIDENCE, PREDICTED_LABEL, prob_column
-from spacy_bertcls.tables.cells import cell_text, text_values
+from spacy_bertcls.labeling import (
+    CONFIDENCE,
+    PREDICTED_LABEL,
+    LabeledChunk,
+    prob_column,
+    with_predictions,
+)
+from spacy_bertcls.tables.cells import cell_text, label_text, text_values
 
 from .charts import label_color
 
@@ -33,16 +39,6 @@ MISMATCH_FOREGROUND = QColor(183, 28, 28)
 NO_PREDICTION = "—"
 
 _SOURCE, _PREDICTED, _CONFIDENCE, _PROB, _CORRECTED = range(5)
-
-
-@dataclass
-class ChunkResult:
-    """Predictions for some file rows, as a labeling worker sends them to the UI."""
-
-    rows: np.ndarray  # file row indices
-    predicted: np.ndarray  # index into the labels, -1 where the text was empty
-    confidence: np.ndarray
-    probs: np.ndarray  # len(rows) x len(labels), NaN where the text was empty
 
 
 @dataclass
@@ -170,8 +166,9 @@ class LabeledTableModel(QAbstractTableModel):
         self.endResetModel()
         self.corrections_changed.emit(0)
 
-    def apply_chunk(self, chunk: ChunkResult) -> None:
-        """Store a worker's predictions for some rows and repaint the prediction columns.
+    def apply_chunk(self, chunk: LabeledChunk) -> None:
+        """Store a worker's predictions for some rows (``chunk.rows`` are file rows) and
+        repaint the prediction columns.
 
         The row order is left alone (rows do not jump under the user's pointer while labeling
         runs); call :meth:`refresh` afterwards to sort and filter on the new values.
@@ -447,13 +444,13 @@ class LabeledTableModel(QAbstractTableModel):
     def labeled_frame(self) -> pd.DataFrame:
         """The file's columns plus ``predicted_label``, ``confidence``, ``prob_<label>``, and
         ``corrected_label`` when anything was corrected; what the export writes."""
-        frame = self._frame.copy()
-        labels = np.array([*self._labels, None], dtype=object)
-        frame[PREDICTED_LABEL] = labels[self._predicted]
-        frame[CONFIDENCE] = self._confidence
-        for j, label in enumerate(self._labels):
-            frame[prob_column(label)] = self._probs[:, j]
+        every_row = np.arange(len(self._frame))
+        results = LabeledChunk(
+            every_row, self._probs, self._predicted, self._confidence, self._labels
+        )
+        frame = with_predictions(self._frame, results)  # the columns `bertcls label` writes
         if self.corrected_count():
+            labels = np.array([*self._labels, None], dtype=object)
             frame[CORRECTED_LABEL] = labels[self._corrected]
         return frame
 
@@ -582,12 +579,7 @@ class LabeledTableModel(QAbstractTableModel):
 
     def _display(self, row: int, kind: int, i: int) -> str:
         if kind == _SOURCE:
-            value = self._cells[i][row]
-            if _is_missing(value):
-                return ""
-            if isinstance(value, float) and value.is_integer() and abs(value) < 1e15:
-                return str(int(value))
-            return str(value)
+            return cell_text(self._cells[i][row])
         if kind == _PREDICTED:
             if not self._labeled[row]:
                 return ""
@@ -616,8 +608,9 @@ class LabeledTableModel(QAbstractTableModel):
         n = len(self._frame)
         self._labeled = np.zeros(n, dtype=bool)
         self._predicted = np.full(n, -1, dtype=np.int64)
-        self._confidence = np.full(n, np.nan)
-        self._probs = np.full((n, len(self._labels)), np.nan)
+        # float32, as LabeledChunk has them: exported numbers equal those of `bertcls label`.
+        self._confidence = np.full(n, np.nan, dtype=np.float32)
+        self._probs = np.full((n, len(self._labels)), np.nan, dtype=np.float32)
         self._corrected = np.full(n, -1, dtype=np.int64)
         self._sort_keys = {}
         self._data_version = getattr(self, "_data_version", 0) + 1
@@ -647,8 +640,8 @@ class LabeledTableModel(QAbstractTableModel):
     def _codes_of_column(self, name: str | None) -> np.ndarray | None:
         if not name or name not in self._frame.columns or not self._labels:
             return None
-        values = self._frame[name].astype("str").fillna("").str.strip().to_numpy(dtype=object)
-        return pd.Index(self._labels).get_indexer(values)
+        codes = [self._label_codes.get(label_text(v), -1) for v in self._frame[name].tolist()]
+        return np.array(codes, dtype=np.int64)
 
     def _column_of(self, kind: int) -> int:
         for column, (k, _) in enumerate(self._kinds):
@@ -673,9 +666,3 @@ _HEADER_TIPS = {
     _PROB: "The probability the pipeline gives this label",
     _CORRECTED: "Your correction; exported as training data (File > Export Corrections)",
 }
-
-
-def _is_missing(value: object) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and np.isnan(value)

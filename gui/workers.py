@@ -1,7 +1,8 @@
 """Work that must not run on the UI thread: labeling a table, and one-off tasks.
 
-``LabelWorker`` labels rows in chunks sized to take a fraction of a second each, so a cancel
-takes effect within a second and every finished chunk reaches the table right away. ``Task``
+``LabelWorker`` runs the core labeling loop (``spacy_bertcls.labeling.label_chunks``, as
+``bertcls label`` does) with chunks sized to take a fraction of a second each, so a cancel
+takes effect within a second, and hands every ``LabeledChunk`` to the table right away. ``Task``
 runs any function on a thread pool and reports its result or exception by signal.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,28 +19,14 @@ import pandas as pd
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from spacy.language import Language
 
-from spacy_bertcls.labeling import CONFIDENCE, PREDICTED_LABEL, label_frame, prob_column
-
-from .table_model import ChunkResult
-
-
-def chunk_result(labeled: pd.DataFrame, rows: np.ndarray, labels: Sequence[str]) -> ChunkResult:
-    """Turn ``label_frame``'s output columns into the arrays the table model keeps."""
-    probs = labeled[[prob_column(label) for label in labels]].to_numpy(dtype=float, na_value=np.nan)
-    names = labeled[PREDICTED_LABEL].astype(object).where(labeled[PREDICTED_LABEL].notna(), None)
-    predicted = pd.Index(list(labels)).get_indexer(names.to_numpy(dtype=object))
-    empty = np.isnan(probs).all(axis=1) if probs.size else np.ones(len(rows), dtype=bool)
-    predicted = np.where(empty, -1, predicted).astype(np.int64)
-    confidence = pd.to_numeric(labeled[CONFIDENCE], errors="coerce").to_numpy(
-        dtype=float, na_value=np.nan
-    )
-    return ChunkResult(rows=rows, predicted=predicted, confidence=confidence, probs=probs)
+from spacy_bertcls.labeling import LabelingCancelled, LabelProgress, label_chunks
+from spacy_bertcls.tables.cells import text_values
 
 
 class LabelWorker(QThread):
     """Labels ``rows`` of ``texts`` with ``nlp`` on its own thread.
 
-    Signals: ``chunk_ready(ChunkResult)`` after every chunk, ``progress(done, total, rows_per_s,
+    Signals: ``chunk_ready(LabeledChunk)`` after every chunk, ``progress(done, total, rows_per_s,
     seconds_left)``, ``failed(exception, traceback_text)``. When ``run`` returns, ``state`` is
     ``"done"``, ``"cancelled"`` or ``"failed"`` and ``done_rows`` says how many rows were
     labeled; the rows of every emitted chunk stay labeled whatever the end.
@@ -54,9 +41,7 @@ class LabelWorker(QThread):
         nlp: Language,
         texts: pd.Series,
         rows: np.ndarray,
-        labels: Sequence[str],
         *,
-        text_column: str,
         nlp_lock: threading.Lock,
         target_seconds: float = 0.5,
         min_chunk: int = 16,
@@ -67,8 +52,6 @@ class LabelWorker(QThread):
         self._nlp = nlp
         self._texts = texts
         self._rows = np.asarray(rows, dtype=np.int64)
-        self._labels = list(labels)
-        self._text_column = text_column
         self._lock = nlp_lock
         self._target_seconds = target_seconds
         self._min_chunk = min_chunk
@@ -89,40 +72,36 @@ class LabelWorker(QThread):
     def is_cancelled(self) -> bool:
         return self._cancel.is_set()
 
+    def _report(self, state: LabelProgress) -> None:
+        left = float("nan") if state.seconds_left is None else state.seconds_left
+        self.progress.emit(state.rows_done, len(self._rows), state.rows_per_second, left)
+
     def run(self) -> None:
         self.state = "running"
-        total = len(self._rows)
         started = time.perf_counter()
-        size = self._min_chunk * 2
         try:
-            while self.done_rows < total:
-                if self._cancel.is_set():
-                    self.state = "cancelled"
-                    return
-                rows = self._rows[self.done_rows : self.done_rows + size]
-                chunk = pd.DataFrame(
-                    {self._text_column: self._texts.iloc[rows].to_numpy(dtype=object)}
-                )
-                chunk_started = time.perf_counter()
-                with self._lock:
-                    labeled = label_frame(
-                        self._nlp,
-                        chunk,
-                        text_column=self._text_column,
-                        batch_size=min(len(rows), 256),
-                    )
-                seconds = time.perf_counter() - chunk_started
-                self.chunk_ready.emit(chunk_result(labeled, rows, self._labels))
-                self.done_rows += len(rows)
+            chunks = label_chunks(
+                self._nlp,
+                text_values(self._texts.iloc[self._rows]),
+                self._rows,
+                rows_total=len(self._rows),
+                chunk_size=self._max_chunk,
+                target_seconds=self._target_seconds,
+                min_chunk_size=self._min_chunk,
+                progress=self._report,
+                should_stop=self._cancel.is_set,
+            )
+            while True:
+                with self._lock:  # the Try panel predicts with the same pipeline
+                    chunk = next(chunks, None)
+                if chunk is None:
+                    break
+                self.chunk_ready.emit(chunk)
+                self.done_rows += len(chunk)
                 self.elapsed = time.perf_counter() - started
-                rate = self.done_rows / self.elapsed if self.elapsed > 0 else 0.0
-                left = (total - self.done_rows) / rate if rate > 0 else float("nan")
-                self.progress.emit(self.done_rows, total, rate, left)
-                per_row = seconds / max(len(rows), 1)
-                wanted = int(self._target_seconds / per_row) if per_row > 0 else self._max_chunk
-                # Grow gently (the first chunks include warm-up), shrink at once.
-                size = max(self._min_chunk, min(self._max_chunk, wanted, size * 2))
             self.state = "done"
+        except LabelingCancelled:
+            self.state = "cancelled"
         except Exception as error:  # reported to the UI, which shows it and keeps the rows done
             self.state = "failed"
             self.failed.emit(error, traceback.format_exc())

@@ -1,7 +1,8 @@
 """Spreadsheet -> spaCy training corpus: rows become Docs with `doc.cats`, split three ways.
 
 `convert_table` reads a table (see `tables.read_table`), drops rows without a text or a label,
-makes one `Doc` per row and writes `train.spacy`, `dev.spacy` and `test.spacy`.
+makes one `Doc` per row and writes `train.spacy`, `dev.spacy` and `test.spacy` with
+`write_corpus`, which also writes the app's corrections export and the benchmarks' corpora.
 
 Splitting:
 * One label per row (exclusive classes): stratified by label with scikit-learn's
@@ -31,7 +32,7 @@ from spacy.tokens import DocBin
 from .errors import BertclsError
 from .outputs import make_output_folder, write_bytes_atomic
 from .tables import read_table, require_columns
-from .tables.cells import cell_text, text_values
+from .tables.cells import cell_text, label_text, text_values
 
 SPLITS = ("train", "dev", "test")
 EMPTY_TEXT = "empty text"
@@ -149,17 +150,18 @@ def convert_table(
     nlp = _blank(lang)
 
     split_rows, notes = _split(row_labels, multi_label_sep is not None, dev_size, test_size, seed)
-    out_dir = make_output_folder(out_dir, option="--out")
+    out_dir = make_output_folder(out_dir)
     output_paths = {}
     label_counts = {}
     for split in SPLITS:
         rows = split_rows[split]
-        docs = nlp.tokenizer.pipe(texts[i] for i in rows)
-        doc_bin = DocBin(store_user_data=False)
-        for doc, i in zip(docs, rows):
-            doc.cats = {label: float(label in row_labels[i]) for label in labels}
-            doc_bin.add(doc)
-        output_paths[split] = write_bytes_atomic(out_dir / f"{split}.spacy", doc_bin.to_bytes())
+        output_paths[split] = write_corpus(
+            out_dir / f"{split}.spacy",
+            [texts[i] for i in rows],
+            [row_labels[i] for i in rows],
+            labels,
+            nlp=nlp,
+        )
         label_counts[split] = dict(Counter(label for i in rows for label in row_labels[i]))
     duplicate_texts, duplicate_rows = _cross_split_duplicates(texts, split_rows)
     return ConvertSummary(
@@ -181,6 +183,49 @@ def convert_table(
     )
 
 
+def write_corpus(
+    path: str | Path,
+    texts: Sequence[str],
+    row_labels: Sequence[str | Sequence[str]],
+    labels: Sequence[str],
+    *,
+    nlp: spacy.Language | None = None,
+) -> Path:
+    """Write a `.spacy` training corpus: one Doc per text, with `doc.cats` over all `labels`.
+
+    Every `.spacy` file bertcls makes comes from here: `convert_table`'s splits, the app's
+    corrections export and the benchmarks' corpora.
+
+    path: the `.spacy` file; it appears atomically (a temporary file, then a rename).
+    texts: one text per Doc.
+    row_labels: each text's label, or its list of labels (several labels per row).
+    labels: every label of the task, in order; each Doc's cats has all of them: 1.0 for the
+        row's labels, 0.0 for the others.
+    nlp: whose tokenizer makes the Docs (no other component runs); a blank English one when
+        None.
+    RETURNS: path.
+    """
+    if len(texts) != len(row_labels):
+        raise BertclsError(
+            f"Got {len(texts)} texts but {len(row_labels)} rows of labels; pass one label (or "
+            "list of labels) per text."
+        )
+    known = set(labels)
+    rows = [{row} if isinstance(row, str) else set(row) for row in row_labels]
+    unknown = sorted(set().union(*rows) - known)
+    if unknown:
+        raise BertclsError(
+            f"The label(s) {unknown} are not among the labels {list(labels)}; pass every label "
+            "of the task in `labels`."
+        )
+    tokenizer = (nlp or spacy.blank("en")).tokenizer
+    doc_bin = DocBin(store_user_data=False)
+    for doc, row in zip(tokenizer.pipe(texts), rows):
+        doc.cats = {label: float(label in row) for label in labels}
+        doc_bin.add(doc)
+    return write_bytes_atomic(path, doc_bin.to_bytes())
+
+
 def _check_sizes(dev_size: float, test_size: float) -> None:
     for name, size in (("dev_size", dev_size), ("test_size", test_size)):
         if not 0 <= size < 1:
@@ -200,7 +245,7 @@ def _kept_rows(
     kept_labels: list[list[str]] = []
     dropped = {EMPTY_TEXT: 0, EMPTY_LABEL: 0}
     for text, cell in zip(texts, label_cells):
-        labels = _split_labels(cell_text(cell), sep)
+        labels = _split_labels(cell, sep)
         if not text.strip():
             dropped[EMPTY_TEXT] += 1
         elif not labels:
@@ -211,11 +256,11 @@ def _kept_rows(
     return kept_texts, kept_labels, dropped
 
 
-def _split_labels(cell: str, sep: str | None) -> list[str]:
+def _split_labels(cell: object, sep: str | None) -> list[str]:
     if sep is None:
-        label = cell.strip()
+        label = label_text(cell)
         return [label] if label else []
-    labels = [piece.strip() for piece in cell.split(sep)]
+    labels = [piece.strip() for piece in cell_text(cell).split(sep)]
     return list(dict.fromkeys(label for label in labels if label))
 
 

@@ -1,27 +1,42 @@
 """Labeling rows with a trained pipeline: texts -> `doc.cats` -> new columns -> file.
 
-The CLI and the desktop app both call `load_pipeline` and `label_file`; the app runs
-`label_file` in a worker thread, so it reports progress through a callback and stops when
-`should_stop()` says so. Any spaCy pipeline whose text classifier sets `doc.cats` works
-(components made by "bert_textcat", "textcat" or "textcat_multilabel", or any other component
-that declares it assigns `doc.cats`).
+Any spaCy pipeline whose text classifier sets `doc.cats` works (components made by
+"bert_textcat", "textcat" or "textcat_multilabel", or any other component that declares it
+assigns `doc.cats`). The path of the data, and who calls what:
+
+    texts -> `label_chunk` (`predict_proba`) -> `LabeledChunk` (row positions, probabilities,
+        predicted label index, confidence, label names)
+    `label_chunks`: the one labeling loop. It streams texts in, yields `LabeledChunk`s, times
+        them, reports `LabelProgress` and stops on `should_stop()`; chunks have a fixed size or
+        are sized to take a fraction of a second each (`target_seconds`).
+    `LabeledChunk` -> `prediction_columns` / `with_predictions` -> the output columns: the one
+        place they are made.
+
+* `bertcls label` -> `label_file`: file chunks -> `label_chunks` -> `with_predictions` ->
+  `TableWriter` (atomic; never over the input) -> `LabelSummary`.
+* The desktop app: `spacy_bertcls_gui.workers.LabelWorker` runs `label_chunks` on its thread
+  (adaptive chunk sizes, cancel) and sends each `LabeledChunk` to the table model, which
+  stores its arrays; its export builds the columns with `with_predictions`.
+* One in-memory table (e.g. a Ray Data `map_batches` function, texts in, columns out):
+  `label_frame` = `label_chunk` + `with_predictions`.
+* `spacy_bertcls.evaluation.files.evaluate_file` runs `predict_proba` on a table (or a
+  `.spacy` file) with gold labels and scores it, for `bertcls evaluate`.
 
 Added columns: `predicted_label` (the most probable label), `confidence` (its probability) and
-one `prob_<label>` per label. For an exclusive classifier the probabilities of a row sum to 1;
-for a multi-label one each is independent. Rows with an empty text are not sent to the model:
-their label is "" and their probabilities NaN.
-
-`spacy_bertcls.evaluation.files.evaluate_file` runs the same prediction on a table (or a
-`.spacy` file) with gold labels and scores it, for `bertcls evaluate`.
+one `prob_<label>` per label, as float32. For an exclusive classifier the probabilities of a
+row sum to 1; for a multi-label one each is independent. Rows with an empty (or blank) text are
+not sent to the model: their `predicted_label` is a missing cell (not "", which CSV and XLSX
+cannot tell from missing but Parquet and JSON lines can) and their numbers NaN, so the file
+reads back the same in every format.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +46,7 @@ import spacy
 
 from .errors import BertclsError
 from .outputs import check_not_same_file
+from .pipelines import pipeline_labels
 from .tables import (
     TableWriter,
     count_rows,
@@ -41,103 +57,11 @@ from .tables.cells import text_values
 
 PREDICTED_LABEL = "predicted_label"
 CONFIDENCE = "confidence"
-TEXTCAT_FACTORIES = ("bert_textcat", "textcat", "textcat_multilabel")
 
 
 def prob_column(label: str) -> str:
     """The name of the output column holding the probability of `label`."""
     return f"prob_{label}"
-
-
-def load_pipeline(path: str | Path) -> spacy.Language:
-    """Load a trained spaCy pipeline directory that contains a text classifier."""
-    path = Path(path)
-    if not path.exists():
-        raise BertclsError(
-            f"The pipeline {path} does not exist. Pass the directory `spacy train` wrote, "
-            "e.g. training/model-best."
-        )
-    if not path.is_dir():
-        raise BertclsError(
-            f"The pipeline {path} is a file; pass the directory that holds config.cfg and "
-            "meta.json (e.g. training/model-best)."
-        )
-    missing = [name for name in ("config.cfg", "meta.json") if not (path / name).is_file()]
-    if missing:
-        raise BertclsError(
-            f"{path} is not a spaCy pipeline: it has no {' and no '.join(missing)}. Pass a "
-            "directory saved by `spacy train` (model-best or model-last) or `nlp.to_disk`."
-        )
-    try:
-        nlp = spacy.load(path)
-    except (OSError, ValueError) as error:
-        # Unknown factories, bad configs and missing weights all surface as these.
-        raise BertclsError(f"Could not load the pipeline {path}: {error}") from error
-    find_textcat(nlp)
-    return nlp
-
-
-def find_textcat(nlp: spacy.Language) -> tuple[str, Any]:
-    """The (name, component) of the pipeline's text classifier (the first, if several)."""
-    for name, component in nlp.pipeline:
-        meta = nlp.get_pipe_meta(name)
-        if meta.factory in TEXTCAT_FACTORIES or "doc.cats" in meta.assigns:
-            return name, component
-    names = ", ".join(nlp.pipe_names) or "none"
-    raise BertclsError(
-        f"The pipeline has no text classifier (its components: {names}). Expected one made by "
-        f"{', '.join(TEXTCAT_FACTORIES)}; train one with `bertcls train` or `spacy train`."
-    )
-
-
-def pipeline_labels(nlp: spacy.Language) -> list[str]:
-    """The text classifier's labels, in the order of the probability columns."""
-    name, component = find_textcat(nlp)
-    labels = list(getattr(component, "labels", ()))
-    if not labels:
-        raise BertclsError(f"The text classifier {name!r} has no labels; was it trained?")
-    return labels
-
-
-def pipeline_info(nlp: spacy.Language) -> dict[str, Any]:
-    """What `bertcls info` shows about a pipeline: its text classifier, labels and scores.
-
-    RETURNS: plain values, and dicts of plain values for "settings" (the classifier's config
-        without its model block) and "scores" (the numbers `spacy train` stored in meta.json).
-    """
-    name, component = find_textcat(nlp)
-    config = nlp.config["components"][name]
-    settings = {
-        key: value
-        for key, value in config.items()
-        if not isinstance(value, dict) and key != "factory"
-    }
-    factory = nlp.get_pipe_meta(name).factory
-    performance = nlp.meta.get("performance") or {}
-    bert = {}
-    if factory == "bert_textcat":
-        bert = {
-            "encoder": config["model"]["encoder"],
-            "encoder_training": "frozen" if config["freeze_encoder"] else "fine-tuned",
-            "class_weights_used": component.class_weights,
-        }
-    return {
-        "pipeline": f"{nlp.meta.get('lang', nlp.lang)}_{nlp.meta.get('name', 'pipeline')}",
-        "version": nlp.meta.get("version"),
-        "spacy_version": nlp.meta.get("spacy_version"),
-        "components": list(nlp.pipe_names),
-        "text_classifier": name,
-        "factory": factory,
-        "labels": pipeline_labels(nlp),
-        "exclusive_classes": settings.get("exclusive_classes", factory != "textcat_multilabel"),
-        **bert,
-        "settings": settings,
-        "scores": {
-            key: value
-            for key, value in performance.items()
-            if isinstance(value, int | float) and not isinstance(value, bool)
-        },
-    }
 
 
 def predict_proba(
@@ -167,29 +91,101 @@ def _check_lengths(nlp: spacy.Language, texts: Sequence[str], rows: list[int]) -
         )
 
 
-def label_frame(
-    nlp: spacy.Language, df: pd.DataFrame, *, text_column: str, batch_size: int = 256
-) -> pd.DataFrame:
-    """A copy of `df` with the prediction columns added after the original ones."""
-    require_columns(df.columns, [text_column], source="The table")
-    labels = pipeline_labels(nlp)
-    new_columns = [PREDICTED_LABEL, CONFIDENCE, *(prob_column(label) for label in labels)]
-    _check_no_clash(df.columns, new_columns)
-    probs = predict_proba(nlp, text_values(df[text_column]), batch_size=batch_size)
-    labeled = ~np.isnan(probs).all(axis=1)
-    filled = np.nan_to_num(probs, nan=-np.inf)
-    best = filled.argmax(axis=1)
+@dataclass
+class LabeledChunk:
+    """Predictions for some rows: what `label_chunks` yields and the app's table stores.
+
+    `rows` are the positions of the rows (in the file or the table the texts came from);
+    `probs` has one row per position and one column per label, in `labels` order. A row
+    without a prediction (its text was empty) has `predicted` -1, `confidence` NaN and a
+    row of NaN in `probs`. `prediction_columns` turns a chunk into the output columns.
+    """
+
+    rows: np.ndarray  # int64, (n,)
+    probs: np.ndarray  # float32, (n, len(labels))
+    predicted: np.ndarray  # int64, (n,): index into `labels`, or -1
+    confidence: np.ndarray  # float32, (n,): probs[i, predicted[i]], or NaN
+    labels: list[str]
+
+    @classmethod
+    def from_probs(cls, rows: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> LabeledChunk:
+        """The chunk whose predicted label is each row's most probable one."""
+        probs = np.asarray(probs, dtype=np.float32)
+        labeled = ~np.isnan(probs).all(axis=1)
+        filled = np.nan_to_num(probs, nan=-np.inf)  # a label missing from doc.cats: never best
+        return cls(
+            rows=np.asarray(rows, dtype=np.int64),
+            probs=probs,
+            predicted=np.where(labeled, filled.argmax(axis=1), -1).astype(np.int64),
+            confidence=np.where(labeled, filled.max(axis=1), np.nan).astype(np.float32),
+            labels=list(labels),
+        )
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def label_counts(self) -> dict[str, int]:
+        """How many rows got each label (labels no row got are left out)."""
+        counts = np.bincount(self.predicted[self.predicted >= 0], minlength=len(self.labels))
+        return {label: int(n) for label, n in zip(self.labels, counts) if n}
+
+
+def label_chunk(
+    nlp: spacy.Language,
+    texts: Sequence[str],
+    rows: np.ndarray | Sequence[int] | None = None,
+    *,
+    batch_size: int = 256,
+) -> LabeledChunk:
+    """Predict `texts` (at positions `rows`, by default 0, 1, ...) in one go."""
+    rows = np.arange(len(texts)) if rows is None else rows
+    probs = predict_proba(nlp, texts, batch_size=batch_size)
+    return LabeledChunk.from_probs(rows, probs, pipeline_labels(nlp))
+
+
+def prediction_columns(chunk: LabeledChunk) -> dict[str, Any]:
+    """The output columns of a chunk, in order: `predicted_label` (text; missing where there
+    is no prediction), `confidence` and one `prob_<label>` per label (float32; NaN there).
+
+    A missing cell, not "", so that every format reads the same cell back (CSV and XLSX
+    cannot tell "" from missing; Parquet and JSON lines can).
+    """
+    names = np.array([*chunk.labels, None], dtype=object)  # index -1 -> None
+    probs = np.asarray(chunk.probs, dtype=np.float32)
+    return {
+        PREDICTED_LABEL: pd.array(names[chunk.predicted], dtype="str"),
+        CONFIDENCE: np.asarray(chunk.confidence, dtype=np.float32),
+        **{prob_column(label): probs[:, j] for j, label in enumerate(chunk.labels)},
+    }
+
+
+def with_predictions(df: pd.DataFrame, chunk: LabeledChunk) -> pd.DataFrame:
+    """A copy of `df` (the chunk's rows, in its order) with `prediction_columns(chunk)` after
+    its own columns; columns of those names that `df` has already are replaced in place."""
+    if len(df) != len(chunk):
+        raise ValueError(f"{len(df)} rows but predictions for {len(chunk)}")
     out = df.copy()
-    out[PREDICTED_LABEL] = pd.array(
-        [labels[b] if ok else "" for b, ok in zip(best, labeled)], dtype="str"
-    )
-    out[CONFIDENCE] = np.where(labeled, filled.max(axis=1), np.nan).astype(np.float32)
-    for j, label in enumerate(labels):
-        out[prob_column(label)] = probs[:, j]
+    for name, values in prediction_columns(chunk).items():
+        out[name] = values
     return out
 
 
-def _check_no_clash(columns: pd.Index, new_columns: list[str]) -> None:
+def label_frame(
+    nlp: spacy.Language, df: pd.DataFrame, *, text_column: str, batch_size: int = 256
+) -> pd.DataFrame:
+    """A copy of `df` with the prediction columns added after the original ones.
+
+    One table in memory, texts in and columns out: e.g. what a Ray Data `map_batches`
+    function calls on each batch. Refuses a table that has those columns already.
+    """
+    require_columns(df.columns, [text_column], source="The table")
+    _check_no_clash(df.columns, pipeline_labels(nlp))
+    chunk = label_chunk(nlp, text_values(df[text_column]), batch_size=batch_size)
+    return with_predictions(df, chunk)
+
+
+def _check_no_clash(columns: pd.Index, labels: list[str]) -> None:
+    new_columns = [PREDICTED_LABEL, CONFIDENCE, *(prob_column(label) for label in labels)]
     clash = [name for name in new_columns if name in set(map(str, columns))]
     if clash:
         raise BertclsError(
@@ -200,12 +196,81 @@ def _check_no_clash(columns: pd.Index, new_columns: list[str]) -> None:
 
 @dataclass
 class LabelProgress:
-    """Where a `label_file` run stands, reported after each chunk."""
+    """Where a labeling run stands, reported after each chunk."""
 
     rows_done: int
     rows_total: int | None
     rows_per_second: float
     seconds_left: float | None
+
+
+class LabelingCancelled(Exception):
+    """Raised by `label_chunks` when `should_stop()` says so (before labeling a chunk)."""
+
+
+def label_chunks(
+    nlp: spacy.Language,
+    texts: Iterable[str],
+    rows: Iterable[int] | None = None,
+    *,
+    rows_total: int | None = None,
+    chunk_size: int = 2048,
+    target_seconds: float | None = None,
+    min_chunk_size: int = 16,
+    batch_size: int = 256,
+    progress: Callable[[LabelProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[LabeledChunk]:
+    """Label a stream of texts chunk by chunk; every labeling loop (CLI, app) is this one.
+
+    texts: the texts, read lazily: only one chunk of them is held at a time.
+    rows: their positions, yielded back in `LabeledChunk.rows`; by default 0, 1, 2, ...
+    rows_total: how many texts there are (if known), for the time left in `progress`.
+    chunk_size: the most texts per chunk (all chunks but the last have this many, unless
+        `target_seconds` is set).
+    target_seconds: if set, chunks are sized to take about this long each (between
+        `min_chunk_size` and `chunk_size` texts), so that a cancel takes effect quickly.
+    batch_size: texts per `nlp.pipe` batch.
+    progress: called with a `LabelProgress` after the consumer has taken each chunk.
+    should_stop: asked before each chunk; when it returns True, `LabelingCancelled` is raised
+        (a consumer may also just stop iterating).
+    """
+    if chunk_size < 1:
+        raise BertclsError(f"chunk_size must be 1 or more, not {chunk_size}.")
+    min_chunk_size = max(1, min(min_chunk_size, chunk_size))
+    texts = iter(texts)
+    positions = itertools.count() if rows is None else iter(rows)
+    # Adaptive sizes start small: the first chunks include the model's warm-up.
+    size = chunk_size if target_seconds is None else min(chunk_size, 2 * min_chunk_size)
+    rows_done = 0
+    started = time.perf_counter()
+    while True:
+        batch = list(itertools.islice(texts, size))
+        if not batch:
+            return
+        if should_stop is not None and should_stop():
+            raise LabelingCancelled
+        chunk_started = time.perf_counter()
+        chunk = label_chunk(
+            nlp, batch, np.fromiter(positions, np.int64, len(batch)), batch_size=batch_size
+        )
+        seconds = time.perf_counter() - chunk_started
+        yield chunk
+        rows_done += len(chunk)
+        if progress is not None:
+            progress(_progress(rows_done, rows_total, time.perf_counter() - started))
+        if target_seconds is not None:
+            wanted = int(target_seconds * len(chunk) / seconds) if seconds > 0 else chunk_size
+            # Grow gently (one slow chunk may be an outlier), shrink at once.
+            size = max(min_chunk_size, min(chunk_size, wanted, 2 * size))
+
+
+def _progress(rows_done: int, rows_total: int | None, seconds: float) -> LabelProgress:
+    rate = rows_done / seconds if seconds > 0 else 0.0
+    left = None
+    if rows_total is not None and rate > 0:
+        left = max(rows_total - rows_done, 0) / rate
+    return LabelProgress(rows_done, rows_total, rate, left)
 
 
 @dataclass
@@ -223,7 +288,7 @@ class LabelSummary:
     notes: list[str] = field(default_factory=list)  # what reading the input warned about
 
     def format(self) -> str:
-        """A readable multi-line summary (printed by the CLI, shown by the app)."""
+        """A readable multi-line summary (printed by the CLI)."""
         if self.cancelled:
             head = f"Cancelled after {self.rows:,} rows; {self.output} was not written."
         else:
@@ -239,9 +304,14 @@ class LabelSummary:
         lines.extend(f"  warning: {note}" for note in self.notes)
         return "\n".join(lines)
 
-
-class _Cancelled(Exception):
-    """Raised inside the writer's `with` block so that it discards the temporary file."""
+    def add(self, chunk: LabeledChunk) -> None:
+        """Count a chunk's rows and labels."""
+        empty = int((chunk.predicted < 0).sum())
+        self.rows += len(chunk)
+        self.rows_empty += empty
+        self.rows_labeled += len(chunk) - empty
+        for label, n in chunk.label_counts().items():
+            self.label_counts[label] = self.label_counts.get(label, 0) + n
 
 
 def label_file(
@@ -268,80 +338,60 @@ def label_file(
     check_not_same_file(path, out)
     writer = TableWriter(out)  # refuses an unsupported output suffix before any work
     notes: list[str] = []
-    chunks = iter_table_chunks(
+    frames = iter_table_chunks(
         path, chunk_size=chunk_size, sheet=sheet, encoding=encoding, notes=notes
     )
     try:
-        summary = _label_chunks(
-            nlp,
-            chunks,
-            writer,
-            path,
-            text_column,
-            sheet,
-            encoding,
-            batch_size,
-            progress,
-            should_stop,
-        )
-        summary.notes = notes
+        first = next(frames)
+        require_columns(first.columns, [text_column], source=str(path))
+        if first.empty:
+            raise BertclsError(f"{path} has a header but no rows to label.")
+        _check_no_clash(first.columns, pipeline_labels(nlp))
+        writer.check_columns(first.columns)  # e.g. duplicate names for Parquet, before any work
+        rows_total = count_rows(path, sheet=sheet, encoding=encoding)
+        summary = LabelSummary(0, 0, 0, 0.0, 0.0, output=writer.path, notes=notes)
+        pending: deque[pd.DataFrame] = deque()  # rows read, not yet written (about a chunk)
+
+        def texts() -> Iterator[str]:
+            for frame in itertools.chain([first], frames):
+                pending.append(frame)
+                yield from text_values(frame[text_column])
+
+        start = time.perf_counter()
+        try:
+            with writer:
+                chunks = label_chunks(
+                    nlp,
+                    texts(),
+                    rows_total=rows_total,
+                    chunk_size=chunk_size,
+                    batch_size=batch_size,
+                    progress=progress,
+                    should_stop=should_stop,
+                )
+                for chunk in chunks:
+                    writer.write(with_predictions(_take_rows(pending, len(chunk)), chunk))
+                    summary.add(chunk)
+        except LabelingCancelled:
+            summary.cancelled = True
+        summary.seconds = time.perf_counter() - start
+        summary.rows_per_second = summary.rows / summary.seconds if summary.seconds else 0.0
         return summary
     finally:
-        close = getattr(chunks, "close", None)  # release the input file on errors too
+        close = getattr(frames, "close", None)  # release the input file on errors too
         if close is not None:
             close()
 
 
-def _label_chunks(
-    nlp: spacy.Language,
-    chunks: Iterator[pd.DataFrame],
-    writer: TableWriter,
-    path: Path,
-    text_column: str,
-    sheet: str | int | None,
-    encoding: str | None,
-    batch_size: int,
-    progress: Callable[[LabelProgress], None] | None,
-    should_stop: Callable[[], bool] | None,
-) -> LabelSummary:
-    first = next(chunks)
-    require_columns(first.columns, [text_column], source=str(path))
-    if first.empty:
-        raise BertclsError(f"{path} has a header but no rows to label.")
-    writer.check_columns(first.columns)  # e.g. duplicate names for Parquet, before any work
-    rows_total = count_rows(path, sheet=sheet, encoding=encoding)
-    summary = LabelSummary(0, 0, 0, 0.0, 0.0, output=writer.path)
-    counts: Counter[str] = Counter()
-    start = time.perf_counter()
-    try:
-        with writer:
-            for chunk in chain([first], chunks):
-                if should_stop is not None and should_stop():
-                    raise _Cancelled
-                labeled = label_frame(nlp, chunk, text_column=text_column, batch_size=batch_size)
-                writer.write(labeled)
-                _count(summary, counts, labeled[PREDICTED_LABEL])
-                if progress is not None:
-                    progress(_progress(summary.rows, rows_total, time.perf_counter() - start))
-    except _Cancelled:
-        summary.cancelled = True
-    summary.seconds = time.perf_counter() - start
-    summary.rows_per_second = summary.rows / summary.seconds if summary.seconds else 0.0
-    summary.label_counts = dict(counts)
-    return summary
-
-
-def _count(summary: LabelSummary, counts: Counter[str], predicted: pd.Series) -> None:
-    empty = int((predicted == "").sum())
-    summary.rows += len(predicted)
-    summary.rows_empty += empty
-    summary.rows_labeled += len(predicted) - empty
-    counts.update(label for label in predicted.tolist() if label)
-
-
-def _progress(rows_done: int, rows_total: int | None, seconds: float) -> LabelProgress:
-    rate = rows_done / seconds if seconds > 0 else 0.0
-    left = None
-    if rows_total is not None and rate > 0:
-        left = max(rows_total - rows_done, 0) / rate
-    return LabelProgress(rows_done, rows_total, rate, left)
+def _take_rows(frames: deque[pd.DataFrame], n: int) -> pd.DataFrame:
+    """The first `n` rows of the queued frames, removed from the queue."""
+    parts = []
+    while n > 0:
+        frame = frames[0]
+        if len(frame) <= n:
+            parts.append(frames.popleft())
+        else:
+            parts.append(frame.iloc[:n])
+            frames[0] = frame.iloc[n:]
+        n -= len(parts[-1])
+    return parts[0] if len(parts) == 1 else pd.concat(parts)

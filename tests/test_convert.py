@@ -7,7 +7,7 @@ import pytest
 import spacy
 from spacy.tokens import DocBin
 
-from spacy_bertcls.convert import EMPTY_LABEL, EMPTY_TEXT, convert_table
+from spacy_bertcls.convert import EMPTY_LABEL, EMPTY_TEXT, convert_table, write_corpus
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.tables import write_table
 
@@ -260,3 +260,21 @@ def test_sms_spam(tmp_path):
     }
     assert total == {"ham": 4827, "spam": 747}
     assert summary.duplicate_texts > 0  # the corpus repeats some messages
+
+
+def test_write_corpus_one_or_several_labels_per_text(tmp_path):
+    path = write_corpus(
+        tmp_path / "c.spacy", ["good one", "bad", "both"], ["a", ["b"], ["a", "b"]], ["a", "b", "c"]
+    )
+    docs = load_docs(path)
+    assert [doc.text for doc in docs] == ["good one", "bad", "both"]
+    assert [doc.cats for doc in docs] == [
+        {"a": 1.0, "b": 0.0, "c": 0.0},
+        {"a": 0.0, "b": 1.0, "c": 0.0},
+        {"a": 1.0, "b": 1.0, "c": 0.0},
+    ]
+    with pytest.raises(BertclsError, match=r"\['x'\] are not among the labels"):
+        write_corpus(tmp_path / "d.spacy", ["t"], ["x"], ["a", "b"])
+    with pytest.raises(BertclsError, match="2 texts but 1 rows"):
+        write_corpus(tmp_path / "d.spacy", ["t", "u"], ["a"], ["a", "b"])
+    assert not (tmp_path / "d.spacy").exists()

@@ -13,16 +13,15 @@ from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.labeling import (
     CONFIDENCE,
     PREDICTED_LABEL,
+    LabelingCancelled,
     LabelProgress,
-    find_textcat,
+    label_chunks,
     label_file,
     label_frame,
-    load_pipeline,
-    pipeline_info,
-    pipeline_labels,
     predict_proba,
     prob_column,
 )
+from spacy_bertcls.pipelines import find_textcat, load_pipeline, pipeline_info, pipeline_labels
 from spacy_bertcls.tables import read_table, write_table
 
 POSITIVE = [
@@ -117,10 +116,15 @@ def test_load_pipeline(saved_pipeline):
 
 def test_pipeline_info(saved_pipeline):
     info = pipeline_info(load_pipeline(saved_pipeline))
-    assert info["text_classifier"] == "textcat" and info["factory"] == "textcat"
-    assert info["labels"] == ["pos", "neg"] and info["exclusive_classes"] is True
-    assert info["components"] == ["textcat"] and "threshold" in info["settings"]
-    assert isinstance(info["scores"], dict)
+    assert info.text_classifier == "textcat" and info.factory == "textcat"
+    assert info.labels == ["pos", "neg"] and info.exclusive_classes is True
+    assert info.components == ["textcat"] and "threshold" in info.settings
+    assert info.path == str(saved_pipeline) and isinstance(info.scores, dict)
+    assert info.freeze_encoder is None and info.encoder is None
+    facts = dict(info.facts())
+    assert facts["Labels"] == "pos, neg"
+    assert facts["freeze_encoder"] == "— (no freeze_encoder setting)"
+    assert facts["class_weights_used"] == "— (no class_weights setting)"
 
 
 def test_load_pipeline_bad_paths(tmp_path):
@@ -170,7 +174,7 @@ def test_label_frame(nlp):
     assert out.columns.tolist() == [*df.columns, PREDICTED_LABEL, CONFIDENCE, *PROB_COLUMNS]
     pd.testing.assert_frame_equal(out[df.columns], df)
     empty = df["review"].isna().to_numpy()
-    assert (out[PREDICTED_LABEL][empty] == "").all() and out[CONFIDENCE][empty].isna().all()
+    assert out[PREDICTED_LABEL][empty].isna().all() and out[CONFIDENCE][empty].isna().all()
     assert set(out[PREDICTED_LABEL][~empty]) <= {"pos", "neg"}
     probs = out[PROB_COLUMNS][~empty].to_numpy()
     np.testing.assert_allclose(out[CONFIDENCE][~empty], probs.max(axis=1))
@@ -185,7 +189,63 @@ def test_label_frame_refuses_existing_output_columns(nlp):
 def test_label_frame_numbers_in_text_column(nlp):
     df = pd.DataFrame({"review": [1.0, np.nan, "great"]})
     out = label_frame(nlp, df, text_column="review")
-    assert out[PREDICTED_LABEL].tolist()[1] == "" and out[PREDICTED_LABEL][0] in {"pos", "neg"}
+    assert pd.isna(out[PREDICTED_LABEL][1]) and out[PREDICTED_LABEL][0] in {"pos", "neg"}
+
+
+def test_label_chunks_streams_texts_with_their_rows(nlp):
+    texts = (POSITIVE + NEGATIVE + ["", "  "]) * 3
+    drawn = []
+
+    def lazily():
+        for text in texts:
+            drawn.append(text)
+            yield text
+
+    rows = range(100, 100 + len(texts))
+    chunks = label_chunks(nlp, lazily(), rows, chunk_size=7)
+    first = next(chunks)
+    assert len(drawn) == 7  # only one chunk of texts is read at a time
+    rest = list(chunks)
+    assert [len(c) for c in [first, *rest]] == [7] * 9 + [3]
+    positions = np.concatenate([c.rows for c in [first, *rest]])
+    np.testing.assert_array_equal(positions, np.arange(100, 166))
+    # The same numbers as labeling all texts at once; empty texts: -1, NaN.
+    probs = np.concatenate([c.probs for c in [first, *rest]])
+    np.testing.assert_allclose(probs, predict_proba(nlp, texts), rtol=1e-5, equal_nan=True)
+    predicted = np.concatenate([c.predicted for c in [first, *rest]])
+    assert (predicted[[20, 21]] == -1).all() and (predicted[:20] >= 0).all()
+    confidence = np.concatenate([c.confidence for c in [first, *rest]])
+    np.testing.assert_allclose(confidence[:20], probs[:20].max(axis=1))
+    assert np.isnan(confidence[[20, 21]]).all() and first.labels == ["pos", "neg"]
+
+
+def test_label_chunks_adaptive_sizes_progress_and_cancel(nlp):
+    seen: list[LabelProgress] = []
+    stops = []
+
+    def stop_after_three() -> bool:
+        stops.append(1)
+        return len(stops) > 3
+
+    chunks = label_chunks(
+        nlp,
+        POSITIVE * 100,
+        rows_total=1000,
+        chunk_size=64,
+        target_seconds=10.0,  # far more than any chunk takes: sizes double up to chunk_size
+        min_chunk_size=4,
+        progress=seen.append,
+        should_stop=stop_after_three,
+    )
+    sizes = []
+    with pytest.raises(LabelingCancelled):
+        for chunk in chunks:
+            sizes.append(len(chunk))
+    assert sizes == [8, 16, 32]
+    assert [p.rows_done for p in seen] == [8, 24, 56] and seen[-1].rows_total == 1000
+    assert seen[-1].seconds_left is not None and seen[-1].seconds_left > 0
+    tiny = label_chunks(nlp, POSITIVE * 10, chunk_size=64, target_seconds=1e-9, min_chunk_size=4)
+    assert [len(c) for c in tiny][:3] == [8, 4, 4]  # too slow for the target: the smallest
 
 
 # --- labeling files --------------------------------------------------------------------------
@@ -214,14 +274,30 @@ def test_label_file_keeps_columns_and_adds_predictions(nlp, tmp_path, suffix):
     probs = labeled[PROB_COLUMNS].astype(float).to_numpy()
     np.testing.assert_allclose(probs[~empty].sum(axis=1), 1.0, rtol=1e-5)
     assert np.isnan(probs[empty]).all()
-    predicted = labeled[PREDICTED_LABEL].fillna("")
-    assert (predicted[empty] == "").all() and predicted[~empty].isin(["pos", "neg"]).all()
+    predicted = labeled[PREDICTED_LABEL]
+    assert predicted[empty].isna().all() and predicted[~empty].isin(["pos", "neg"]).all()
     assert (summary.rows, summary.rows_empty, summary.rows_labeled) == (30, 6, 24)
     assert sum(summary.label_counts.values()) == 24 and not summary.cancelled
     assert [p.rows_done for p in seen] == [7, 14, 21, 28, 30]
     assert all(p.rows_total == 30 for p in seen) and seen[-1].seconds_left == 0
     assert "Labeled 30 rows" in summary.format()
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([source.name, out.name])
+
+
+def test_label_file_pairs_rows_when_read_chunks_differ_from_label_chunks(
+    nlp, tmp_path, monkeypatch
+):
+    from spacy_bertcls import labeling
+
+    source = tmp_path / "reviews.csv"
+    write_table(reviews(), source)
+    table = read_table(source)
+    uneven = [table.iloc[a:b] for a, b in [(0, 3), (3, 8), (8, 9), (9, 9), (9, 30)]]
+    monkeypatch.setattr(labeling, "iter_table_chunks", lambda *args, **kwargs: iter(uneven))
+    out = tmp_path / "labeled.parquet"
+    label_file(nlp, source, text_column="review", out=out, chunk_size=4)
+    expected = label_frame(nlp, table, text_column="review")
+    pd.testing.assert_frame_equal(read_table(out), expected)
 
 
 def test_label_file_neutralizes_formulas_in_csv_output(nlp, tmp_path):

@@ -21,7 +21,7 @@ from spacy_bertcls.tables import (
     require_columns,
     write_table,
 )
-from spacy_bertcls.tables.cells import text_values
+from spacy_bertcls.tables.cells import label_text, text_values
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SMS = DATA / "sms_spam" / "SMSSpamCollection.tsv"
@@ -573,3 +573,10 @@ def test_tweets_csv_reads_all_rows():
     }
     assert df["negativereason"].isna().sum() > 0 and df["text"].notna().all()
     assert count_rows(TWEETS) == 14640
+
+
+def test_label_text_is_how_every_label_cell_is_read():
+    """A 0/1 column read as floats (Excel, Parquet) gives the labels "0"/"1"; blank is none."""
+    cells = [0.0, 1.0, np.float32(1), np.int64(0), 2, " spam ", "", "  ", None, np.nan, pd.NA]
+    expected = ["0", "1", "1", "0", "2", "spam", None, None, None, None, None]
+    assert [label_text(cell) for cell in cells] == expected

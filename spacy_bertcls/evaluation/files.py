@@ -12,7 +12,8 @@ from typing import Any
 from spacy.tokens import DocBin
 
 from ..errors import BertclsError
-from ..labeling import load_pipeline, pipeline_labels, predict_proba
+from ..labeling import predict_proba
+from ..pipelines import load_pipeline, pipeline_labels
 from ..tables import read_table, require_columns
 from ..tables.cells import text_values
 from .metrics import EvaluationResult, evaluate_predictions

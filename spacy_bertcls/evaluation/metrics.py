@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import (
     accuracy_score,
@@ -33,6 +32,7 @@ from sklearn.metrics import (
 )
 
 from ..errors import BertclsError
+from ..tables.cells import cell_text, label_text
 
 # Ten equal-width bins is the usual reliability diagram; with fewer rows per bin the observed
 # accuracy gets too noisy to read.
@@ -287,8 +287,9 @@ def evaluate_predictions(
     """Score predicted class probabilities against gold labels.
 
     gold (Sequence[str | None]): Gold label per row. None, NaN and blank text count as missing.
-        Numbers are compared as text, whole-number floats as integers (a spreadsheet column of
-        0/1 with blanks is read as 1.0), so labels "0"/"1" match.
+        Each value is read by `tables.cells.label_text`: numbers are compared as text,
+        whole-number floats as integers (a spreadsheet column of 0/1 with blanks is read as
+        1.0), so labels "0"/"1" match; surrounding spaces are dropped.
     probs (np.ndarray): Shape (n_rows, len(labels)); column j is the probability of labels[j].
         A row of all NaN means "no prediction" for that row.
     labels (Sequence[str]): The pipeline's labels, in the column order of ``probs``.
@@ -323,7 +324,7 @@ def evaluate_predictions(
     unknown_rows: dict[str, list[int]] = {}
     no_prediction: list[int] = []
     for row, value in enumerate(gold):
-        label = _normalize_gold(value)
+        label = label_text(value)
         if label is None:
             missing_gold.append(row)
         elif label not in label_to_index:
@@ -487,21 +488,6 @@ def _check_probs(probs: np.ndarray, labels: list[str]) -> np.ndarray:
     return np.where(nan, np.nan, np.clip(probs, 0.0, 1.0))
 
 
-def _normalize_gold(value: Any) -> str | None:
-    """The gold label as text, or None when the value means "no gold label"."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value if value.strip() else None
-    if pd.api.types.is_scalar(value) and pd.isna(value):
-        return None
-    if isinstance(value, float | np.floating) and float(value).is_integer():
-        return str(int(value))
-    if isinstance(value, np.integer):
-        return str(int(value))
-    return str(value)
-
-
 def _calibration(correct: np.ndarray, confidence: np.ndarray) -> Calibration:
     edges = np.linspace(0.0, 1.0, N_CALIBRATION_BINS + 1)
     accuracy, mean_confidence = calibration_curve(
@@ -546,14 +532,7 @@ def _most_confident_errors(
     errors = []
     for i in order:
         row = int(row_index[i])
-        text = None
-        if texts is not None:
-            value = texts[row]
-            text = (
-                ""
-                if value is None or (isinstance(value, float) and np.isnan(value))
-                else str(value)
-            )
+        text = None if texts is None else cell_text(texts[row])
         errors.append(
             {
                 "row": row,

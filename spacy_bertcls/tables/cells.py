@@ -1,4 +1,5 @@
-"""One cell of a table: as text for the model, missing or not, and the longest one read.
+"""One cell of a table: as text for the model, as a label, missing or not, and the longest
+one read.
 
 The reader of every format refuses a text cell longer than `MAX_CELL_CHARS`, with the message
 of `cell_too_long`.
@@ -45,6 +46,17 @@ def cell_text(value: Any) -> str:
             return str(int(number))
         return str(number)
     return str(value)
+
+
+def label_text(value: Any) -> str | None:
+    """One cell of a label column as a label: its `cell_text` without surrounding spaces, or
+    None when that is empty.
+
+    So a 0/1 column read as floats (Excel, Parquet: 0.0, 1.0, NaN) gives the labels "0" and
+    "1", the same ones `convert` writes for training; evaluation, the app's gold column and its
+    mismatch marks all read labels this way.
+    """
+    return cell_text(value).strip() or None
 
 
 def is_missing(value: Any) -> bool:

@@ -31,19 +31,23 @@ TRAIN = {
 }  # fmt: skip
 
 
-def make_pipeline(path: Path) -> Path:
-    """Train spaCy's own textcat on 30 made-up texts (the app works with any doc.cats)."""
+def make_pipeline(path: Path, labels: list[str] = LABELS) -> Path:
+    """Train spaCy's own textcat on 30 made-up texts (the app works with any doc.cats).
+
+    labels: the pipeline's labels, standing for "negative", "neutral", "positive" in that order
+        (fewer labels: the texts of the first ones).
+    """
     random.seed(0)
     nlp = spacy.blank("en")
     textcat = nlp.add_pipe("textcat")
-    for label in LABELS:
+    for label in labels:
         textcat.add_label(label)
     examples = [
         Example.from_dict(
-            nlp.make_doc(text), {"cats": {lab: float(lab == label) for lab in LABELS}}
+            nlp.make_doc(text), {"cats": {lab: float(lab == label) for lab in labels}}
         )
-        for label, texts in TRAIN.items()
-        for text in texts
+        for label, meaning in zip(labels, LABELS)
+        for text in TRAIN[meaning]
     ]
     optimizer = nlp.initialize(lambda: examples)
     for _ in range(20):

@@ -8,8 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+from typer.testing import CliRunner
 
-from spacy_bertcls.labeling import label_frame, load_pipeline
+from spacy_bertcls.cli import app
+from spacy_bertcls.labeling import label_frame
+from spacy_bertcls.pipelines import load_pipeline
+from spacy_bertcls.tables import read_table
 
 from .gui_support import LABELS, label, load, make_rows, wait_idle
 
@@ -37,7 +41,7 @@ def test_label_fills_table_like_label_frame(qtbot, window, pipeline_dir, sample_
     probs = expected[[f"prob_{label}" for label in LABELS]].to_numpy(dtype=float)
     np.testing.assert_allclose(model.probs, probs, rtol=1e-5, equal_nan=True)
     exported = model.labeled_frame()
-    assert (exported["predicted_label"].fillna("") == expected["predicted_label"]).all()
+    pd.testing.assert_series_equal(exported["predicted_label"], expected["predicted_label"])
     # Empty text cells: no prediction, shown as a dash, and counted.
     empty = expected["text"].isna()
     assert empty.sum() > 0
@@ -49,6 +53,30 @@ def test_label_fills_table_like_label_frame(qtbot, window, pipeline_dir, sample_
     assert window.last_run["state"] == "done"
     # With a gold column, an evaluation follows by itself.
     assert window.evaluation is not None
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".xlsx", ".parquet", ".jsonl"])
+def test_app_export_equals_cli_output(qtbot, window, pipeline_dir, tmp_path, suffix):
+    """`bertcls label` and the app's Label + Export write the same cells, empty texts included
+    (no label, NaN confidence and probabilities), in every output format."""
+    source = tmp_path / "rows.csv"
+    rows = make_rows(30)
+    rows.loc[7, "text"] = "   "  # blanks only: not sent to the model either
+    rows.to_csv(source, index=False)
+    cli_out, app_out = tmp_path / f"cli{suffix}", tmp_path / f"app{suffix}"
+    command = ["label", str(pipeline_dir), str(source), "--text-column", "text"]
+    result = CliRunner().invoke(app, [*command, "--out", str(cli_out)], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    load(qtbot, window, pipeline_dir, source)
+    label(qtbot, window)
+    window.export_table(app_out)
+    wait_idle(qtbot, window)
+    assert not window.dialogs.errors
+    from_cli, from_app = read_table(cli_out), read_table(app_out)
+    pd.testing.assert_frame_equal(from_app, from_cli)  # cell by cell, dtypes included
+    assert from_cli["predicted_label"].isna().tolist() == [i in (5, 7) for i in range(30)]
+    if suffix in (".csv", ".jsonl"):  # text formats: the very same bytes
+        assert app_out.read_bytes() == cli_out.read_bytes()
 
 
 def test_cancel_keeps_rows_and_continue_finishes(qtbot, window, pipeline_dir, big_csv):
@@ -133,17 +161,18 @@ def test_close_mid_run_asks_then_stops_worker(qtbot, make_window, pipeline_dir, 
 
 
 def test_labeling_error_keeps_rows_done(qtbot, window, pipeline_dir, sample_csv, monkeypatch):
-    from spacy_bertcls_gui import workers
+    from spacy_bertcls import labeling
 
     calls = []
+    label_chunk = labeling.label_chunk
 
-    def flaky(nlp, frame, **kwargs):
-        calls.append(len(frame))
+    def flaky(nlp, texts, rows, **kwargs):
+        calls.append(len(texts))
         if len(calls) == 3:
             raise MemoryError("out of memory in chunk 3")
-        return label_frame(nlp, frame, **kwargs)
+        return label_chunk(nlp, texts, rows, **kwargs)
 
-    monkeypatch.setattr(workers, "label_frame", flaky)
+    monkeypatch.setattr(labeling, "label_chunk", flaky)
     load(qtbot, window, pipeline_dir, sample_csv)
     label(qtbot, window)
     title, message = window.dialogs.errors[-1]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import openpyxl
 import pandas as pd
 import pytest
@@ -13,7 +16,7 @@ import spacy
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
-from .gui_support import LABELS, load, make_rows, wait_idle
+from .gui_support import LABELS, TRAIN, label, load, make_pipeline, make_rows, wait_idle
 
 pytestmark = pytest.mark.gui
 
@@ -23,12 +26,13 @@ def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline
     load(qtbot, window, pipeline=pipeline_dir)
     info = window.pipeline_info
     assert info.labels == LABELS
-    assert info.textcat == "textcat" and info.factory == "textcat"
-    assert ("cats_score", "0.9100") in info.scores
+    assert info.text_classifier == "textcat" and info.factory == "textcat"
+    assert info.scores["cats_score"] == 0.91
     assert info.freeze_encoder is None  # spaCy's textcat has no freeze_encoder setting
     shown = window.pipeline_panel.info.toPlainText()
-    for text in ("tiny_sentiment", "negative", "neutral", "positive", "cats_score", "Training"):
+    for text in ("tiny_sentiment", "negative", "neutral", "positive", "cats_score\n0.9100"):
         assert text in shown
+    assert "freeze_encoder\n— (no freeze_encoder setting)" in shown
     assert window.label_filter.count() == 1 + len(LABELS)
     # Remembered across runs: a new window with the same settings lists it.
     window.close()
@@ -40,56 +44,64 @@ def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline
     assert Path(settings.fileName()).is_file()
 
 
-def test_info_for_bert_textcat_config():
-    """freeze_encoder, class_weights and model.encoder are read generically from the config."""
-    from spacy_bertcls_gui.pipeline_panel import info_html, pipeline_info
+def test_info_for_bert_textcat(bert_pipeline_dir, tiny_encoder):
+    """The Pipeline tab shows `pipeline_info`: plain values (freeze_encoder a bool), every fact
+    worded by `PipelineInfo.facts` as `bertcls info` prints it."""
+    from spacy_bertcls_gui.pipeline_panel import info_html
 
-    block = {
-        "factory": "bert_textcat",
-        "freeze_encoder": True,
-        "class_weights": "balanced",
-        "model": {
-            "@architectures": "spacy_bertcls.BertClassifier.v1",
-            "encoder": "sentence-transformers/all-MiniLM-L6-v2",
-            "hidden_width": 512,
-        },
+    from spacy_bertcls.pipelines import load_pipeline, pipeline_info
+
+    nlp = load_pipeline(bert_pipeline_dir)
+    nlp.meta["performance"] = {
+        "cats_macro_f": 0.81,
+        "cats_f_per_type": {"positive": {"p": 0.8, "r": 0.7, "f": 0.75}},
+        "speed": 1234,
     }
-    meta = {
-        "lang": "en",
-        "name": "airline",
-        "version": "1.0.0",
-        "performance": {
-            "cats_macro_f": 0.81,
-            "cats_f_per_type": {"positive": {"p": 0.8, "r": 0.7, "f": 0.75}},
-            "speed": 1234,
-        },
-    }
-    info = pipeline_info(
-        "/x/model-best",
-        meta=meta,
-        component_config=block,
-        textcat="bert_textcat",
-        components=["bert_textcat"],
-        labels=["negative", "positive"],
-    )
-    assert info.freeze_encoder is True
-    assert "frozen" in info.training
-    assert info.encoder == "sentence-transformers/all-MiniLM-L6-v2"
-    assert info.class_weights == "balanced"
-    assert ("cats_f_per_type.positive.f", "0.7500") in info.scores
-    assert ("model.hidden_width", "512") in info.settings
+    info = pipeline_info(nlp)
+    assert info.path == str(bert_pipeline_dir)
+    assert info.text_classifier == "bert_textcat" and info.factory == "bert_textcat"
+    assert info.encoder == tiny_encoder and info.freeze_encoder is False
+    assert info.class_weights_used is None and info.settings["class_weights"] is None
+    assert info.scores["cats_f_per_type.positive.f"] == 0.75 and info.scores["speed"] == 1234
+    assert info.settings["model.max_length"] == 32
     page = info_html(info)
-    assert "frozen encoder" in page and "cats_macro_f" in page and "en_airline" in page
-    assert "Per label" in page and "0.7000" in page  # cats_f_per_type as a table
-    info = pipeline_info(
-        "/x",
-        meta=meta,
-        component_config={**block, "freeze_encoder": False},
-        textcat="bert_textcat",
-        components=[],
-        labels=["a", "b"],
-    )
-    assert info.training == "fine-tuned encoder"
+    for caption, text in info.facts():
+        assert html.escape(caption) in page
+        assert caption == "Labels" or html.escape(text) in page
+    assert "false (fine-tuned encoder)" in page and "none (unweighted)" in page
+    assert "cats_macro_f" in page and "Per label" in page and "0.7000" in page
+    frozen = replace(info, freeze_encoder=True, class_weights_used={"negative": 2.0})
+    page = info_html(frozen)
+    assert "true (frozen encoder: only the head was trained)" in page and "negative=2" in page
+
+
+def test_float_gold_column_matches_labels_0_and_1(qtbot, window, tmp_path):
+    """Parquet (and Excel) give a 0/1 column with an empty cell as floats 0.0/1.0/NaN; they are
+    the labels "0" and "1", as `bertcls evaluate` reads them: the app guesses that column as
+    gold and marks the rows whose prediction differs from it."""
+    pipeline = make_pipeline(tmp_path / "binary", labels=["0", "1"])
+    texts = TRAIN["negative"] + TRAIN["neutral"]
+    gold = [0.0] * 10 + [1.0] * 10
+    gold[0], gold[10], gold[5] = 1.0, 0.0, np.nan  # two wrong gold labels and one missing
+    table = tmp_path / "binary.parquet"
+    pd.DataFrame({"text": texts, "is_question": gold}).to_parquet(table)
+    load(qtbot, window, pipeline, table)
+    model = window.model
+    assert model.frame["is_question"].dtype == np.float64
+    assert model.gold_column == "is_question"
+    label(qtbot, window)
+    column = model.column_index("predicted_label")
+    marked = [
+        model.data(model.index(row, column), Qt.ItemDataRole.ForegroundRole) is not None
+        for row in range(model.rowCount())
+    ]
+    predicted = [model.predicted_label(model.source_row(row)) for row in range(model.rowCount())]
+    expected = [
+        not np.isnan(gold[model.source_row(row)])
+        and predicted[row] != str(int(gold[model.source_row(row)]))
+        for row in range(model.rowCount())
+    ]
+    assert marked == expected and sum(marked) >= 2  # at least the two wrong gold labels
 
 
 def test_folder_that_is_not_a_pipeline(qtbot, window, tmp_path):
@@ -113,8 +125,8 @@ def bert_pipeline_dir(tiny_encoder, tmp_path_factory) -> Path:
     textcat = nlp.add_pipe(
         "bert_textcat", config={"model": {"encoder": tiny_encoder, "max_length": 32, "stride": 16}}
     )
-    for label in LABELS:
-        textcat.add_label(label)
+    for name in LABELS:
+        textcat.add_label(name)
     nlp.initialize()
     path = tmp_path_factory.mktemp("bert_pipeline") / "tiny_bert"
     nlp.to_disk(path)

@@ -6,7 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
-from spacy_bertcls_gui.table_model import VALUE_ROLE, ChunkResult, LabeledTableModel, RowFilter
+from spacy_bertcls_gui.table_model import VALUE_ROLE, LabeledTableModel, RowFilter
+
+from spacy_bertcls.labeling import LabeledChunk
 
 from .gui_support import LABELS
 
@@ -118,7 +120,7 @@ def make_100k_model() -> tuple[LabeledTableModel, pd.DataFrame, np.ndarray]:
     model.set_frame(frame, LABELS)
     model.set_text_column("text")
     probs = rng.dirichlet([1, 1, 1], n)
-    model.apply_chunk(ChunkResult(np.arange(n), probs.argmax(1), probs.max(1), probs))
+    model.apply_chunk(LabeledChunk.from_probs(np.arange(n), probs, LABELS))
     return model, frame, probs
 
 

@@ -17,7 +17,8 @@ from spacy.tokens import DocBin
 from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 
 from spacy_bertcls.convert import convert_table
-from spacy_bertcls.labeling import load_pipeline, predict_proba
+from spacy_bertcls.labeling import predict_proba
+from spacy_bertcls.pipelines import load_pipeline
 
 from .gui_support import LABELS, load, wait_idle
 
