@@ -58,9 +58,12 @@ from spacy.util import fix_random_seed, load_config, minibatch, registry
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from spacy_bertcls import testing
 from spacy_bertcls.architectures import get_shim
+from spacy_bertcls.convert import write_corpus
 from spacy_bertcls.encoder import resolve_encoder
-from spacy_bertcls.labeling import label_file, load_pipeline, pipeline_labels, predict_proba
+from spacy_bertcls.labeling import label_file, predict_proba
+from spacy_bertcls.pipelines import load_pipeline, pipeline_labels
 from spacy_bertcls.tables.cells import text_values
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -909,11 +912,8 @@ def section_labeling(
 
 
 def make_tiny_bert(path: Path, texts: Sequence[str], *, layers: int = 2) -> Path:
-    """The tests' tiny random BERT (tests/conftest.py), with room for frozen.cfg's windows."""
-    sys.path.insert(0, str(ROOT / "tests"))
-    from conftest import make_tiny_bert as make
-
-    return make(path, list(texts), layers=layers, max_positions=512)
+    """A tiny random BERT (spacy_bertcls.testing), with room for frozen.cfg's windows."""
+    return testing.make_tiny_bert(path, list(texts), layers=layers, max_positions=512)
 
 
 def make_big_csv(path: Path, rows: int) -> Path:
@@ -1070,17 +1070,6 @@ def section_training_memory(report: Report, threads: int | None) -> None:
 # Section 4: accuracy ------------------------------------------------------------------------
 
 
-def write_docbin(path: Path, texts: Sequence[str], labels: Sequence[str], names) -> Path:
-    nlp = spacy.blank("en")
-    docs = DocBin(store_user_data=False)
-    for text, label in zip(texts, labels):
-        doc = nlp.make_doc(text)
-        doc.cats = {name: float(name == label) for name in names}
-        docs.add(doc)
-    docs.to_disk(path)
-    return path
-
-
 def spacy_train(
     module: str,
     config_path: Path,
@@ -1216,8 +1205,8 @@ def accuracy_table(
     names = data.label_names
     minority = minority_label(train_y)
     corpus = {
-        "train": write_docbin(folder / "train.spacy", fit_x, fit_y, names),
-        "dev": write_docbin(folder / "dev.spacy", dev_x, dev_y, names),
+        "train": write_corpus(folder / "train.spacy", fit_x, fit_y, names),
+        "dev": write_corpus(folder / "dev.spacy", dev_x, dev_y, names),
     }
     rows = []
 

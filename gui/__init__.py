@@ -4,8 +4,3 @@ A thin Qt layer over :mod:`spacy_bertcls`: every step (reading tables, labeling,
 writing files) calls the same core functions the ``bertcls`` CLI calls. Start it with
 ``bertcls-gui`` or :func:`spacy_bertcls_gui.app.main`.
 """
-
-from .qt_compat import pin_singletons
-
-# Before any Qt call: PySide6 6.12 leaks references to None/True/False on Python < 3.12.
-pin_singletons()

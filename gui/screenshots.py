@@ -53,7 +53,9 @@ def pause(ms: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pipeline", type=Path, help="a trained pipeline folder")
-    parser.add_argument("--out", type=Path, default=Path("screenshots"), help="folder for the PNGs")
+    parser.add_argument(
+        "--output", type=Path, default=Path("screenshots"), help="folder for the PNGs"
+    )
     parser.add_argument("--file", type=Path, default=DEFAULT_FILE, help="the table to label")
     parser.add_argument("--text-column", default=None, help="text_column (guessed if left out)")
     parser.add_argument("--gold-column", default="airline_sentiment", help="gold column, if any")
@@ -62,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         "--try-text", default="Flight was delayed two hours but the crew were lovely, thanks!"
     )
     args = parser.parse_args(argv)
-    args.out.mkdir(parents=True, exist_ok=True)
+    args.output.mkdir(parents=True, exist_ok=True)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationDisplayName("bertcls")
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def shot(name: str, widget=None) -> None:
         pause(250)  # let the last paint land
-        path = args.out / f"{args.prefix}{name}.png"
+        path = args.output / f"{args.prefix}{name}.png"
         (widget or window).grab().save(str(path))
         print(f"saved {path}")
 
@@ -187,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window.views.setCurrentIndex(2)
     shot("07_pipeline_info")
-    (args.out / f"{args.prefix}timings.json").write_text(json.dumps(run, indent=2) + "\n")
+    (args.output / f"{args.prefix}timings.json").write_text(json.dumps(run, indent=2) + "\n")
     print(json.dumps(run, indent=2))
     window._ask = lambda title, question: True
     window.close()

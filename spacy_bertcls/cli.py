@@ -69,9 +69,13 @@ def convert(
     file: Path = typer.Argument(..., help="Labeled table: CSV, TSV, Excel, Parquet, JSONL, TXT."),
     text_column: str = typer.Option(..., "--text-column", help="Column holding the texts."),
     label_column: str = typer.Option(..., "--label-column", help="Column holding the labels."),
-    out: Path = typer.Option(Path("corpus"), "--out", help="Folder for train/dev/test.spacy."),
-    multi_label: str | None = typer.Option(
-        None, "--multi-label", help="Separator of several labels in one cell (multi-label data)."
+    output: Path = typer.Option(
+        Path("corpus"), "--output", help="Folder for train/dev/test.spacy (created if missing)."
+    ),
+    multi_label_sep: str | None = typer.Option(
+        None,
+        "--multi-label-sep",
+        help="Separator of several labels in one cell (multi-label data), e.g. ';'.",
     ),
     dev_size: float = typer.Option(
         0.1,
@@ -97,16 +101,16 @@ def convert(
     from .outputs import check_not_same_file, check_output_folder
 
     # dev_size + test_size < 1 is checked by convert_table, first thing.
-    check_not_same_file(file, out, option="--out", example="corpus")
+    check_not_same_file(file, output, option="--output", example="corpus")
     for split in SPLITS:
-        check_not_same_file(file, out / f"{split}.spacy", option="--out", example="corpus")
-    check_output_folder(out, option="--out")
+        check_not_same_file(file, output / f"{split}.spacy", option="--output", example="corpus")
+    check_output_folder(output, option="--output")
     summary = convert_table(
         file,
         text_column=text_column,
         label_column=label_column,
-        out_dir=out,
-        multi_label_sep=multi_label,
+        out_dir=output,
+        multi_label_sep=multi_label_sep,
         sheet=parse_sheet(sheet),
         encoding=encoding,
         dev_size=dev_size,
@@ -147,9 +151,10 @@ def train(
     from .outputs import disk_full_errors
 
     overrides = parse_config_overrides(ctx.args)
-    overrides.update(training_overrides(freeze_encoder, class_weights, encoder))
     if not config.is_file():
         raise BertclsError(f"Config file {config} does not exist.")
+    sections = bert_textcat_sections(config)
+    overrides.update(training_overrides(freeze_encoder, class_weights, encoder, sections))
     check_gpu(gpu_id)
     corpora = training_data_paths(config, overrides)
     check_training_output(output, {"the config": config, **corpora})
@@ -210,13 +215,13 @@ def training_data_paths(config: Path, overrides: dict[str, Any]) -> dict[str, Pa
             raise BertclsError(
                 f"No {name} data: pass --paths.{name} corpus/{name}.spacy (or set [paths] "
                 f"{name} in {config}). Make the .spacy files from a labeled table with "
-                "`bertcls convert TABLE --text-column ... --label-column ... --out corpus`."
+                "`bertcls convert TABLE --text-column ... --label-column ... --output corpus`."
             )
         path = Path(str(value))
         if "${" not in str(value) and not path.exists():
             raise BertclsError(
                 f"The {name} data {path} (--paths.{name}) does not exist. Make it from a labeled "
-                "table with `bertcls convert TABLE --text-column ... --label-column ... --out "
+                "table with `bertcls convert TABLE --text-column ... --label-column ... --output "
                 f"{path.parent}`, which writes train.spacy, dev.spacy and test.spacy."
             )
         found[f"--paths.{name}"] = path
@@ -284,22 +289,43 @@ def eval_frequency_for_short_runs(
     )
 
 
-def training_overrides(freeze_encoder: str, class_weights: str, encoder: str) -> dict[str, Any]:
-    """Config overrides for the component's settings; "auto" leaves the config's value."""
-    section = "components.bert_textcat"
-    overrides: dict[str, Any] = {}
+def bert_textcat_sections(config: Path) -> list[str]:
+    """The config sections of the components made by the bert_textcat factory, whatever they
+    are called (``components.bert_textcat``, ``components.sentiment``, ...)."""
+    from spacy.util import load_config
+
+    components = load_config(config, interpolate=False).get("components", {})
+    return [
+        f"components.{name}"
+        for name, block in components.items()
+        if isinstance(block, dict) and block.get("factory") == "bert_textcat"
+    ]
+
+
+def training_overrides(
+    freeze_encoder: str, class_weights: str, encoder: str, sections: list[str]
+) -> dict[str, Any]:
+    """Config overrides of every bert_textcat component's settings (``sections``, from
+    ``bert_textcat_sections``); "auto" leaves the config's value."""
+    settings: dict[str, Any] = {}
     freeze = freeze_encoder.strip().lower()
     if freeze in ("true", "1", "yes"):
-        overrides[f"{section}.freeze_encoder"] = True
+        settings["freeze_encoder"] = True
     elif freeze in ("false", "0", "no"):
-        overrides[f"{section}.freeze_encoder"] = False
+        settings["freeze_encoder"] = False
     elif freeze != "auto":
         raise BertclsError(f"--freeze-encoder {freeze_encoder!r}: use true, false or auto.")
     if class_weights != "auto":
-        overrides[f"{section}.class_weights"] = parse_class_weights(class_weights)
+        settings["class_weights"] = parse_class_weights(class_weights)
     if encoder != "auto":
-        overrides[f"{section}.model.encoder"] = encoder
-    return overrides
+        settings["model.encoder"] = encoder
+    if settings and not sections:
+        options = ("--freeze-encoder", "--class-weights", "--encoder")
+        raise BertclsError(
+            f"{', '.join(options)} set bert_textcat settings, but the config has no component "
+            'made by factory = "bert_textcat". Leave them at auto, or add the component.'
+        )
+    return {f"{section}.{key}": value for section in sections for key, value in settings.items()}
 
 
 def parse_class_weights(value: str) -> str | dict[str, float] | None:
@@ -364,13 +390,14 @@ def label(
     encoding: str | None = EncodingOption,
 ) -> None:
     """Add predicted_label, confidence and prob_<label> columns to every row of a table."""
-    from .labeling import label_file, load_pipeline
+    from .labeling import label_file
     from .outputs import (
         check_not_same_file,
         check_output_file,
         check_outside_folder,
         disk_full_errors,
     )
+    from .pipelines import load_pipeline
 
     check_not_same_file(file, out, option="--out")
     check_outside_folder(pipeline, out, option="--out")
@@ -507,28 +534,26 @@ def info(
     pipeline: Path = typer.Argument(..., help="Trained pipeline directory."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of text."),
 ) -> None:
-    """Labels, encoder, settings and training scores of a trained pipeline."""
-    from .labeling import load_pipeline, pipeline_info
+    """Labels, encoder, frozen or fine-tuned, class weights used, settings and dev scores of a
+    trained pipeline (the facts the app's Pipeline tab shows, worded the same)."""
+    from dataclasses import asdict
+
+    from .pipelines import NO_SCORES, SCORES_HEADING, load_pipeline, pipeline_info
 
     details = pipeline_info(load_pipeline(pipeline))
     if as_json:
-        typer.echo(json.dumps(details, indent=2, default=str))
+        typer.echo(json.dumps(asdict(details), indent=2, default=str))
         return
-    for key, value in details.items():
-        if isinstance(value, dict):
-            typer.echo(f"{key}:")
-            for sub_key, sub_value in value.items():
-                typer.echo(f"  {sub_key}: {format_value(sub_value)}")
-        else:
-            typer.echo(f"{key}: {format_value(value)}")
-
-
-def format_value(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, list | tuple):
-        return ", ".join(map(str, value))
-    return str(value)
+    for caption, text in details.facts():
+        typer.echo(f"{caption}: {text}")
+    typer.echo(f"{SCORES_HEADING}:")
+    if not details.scores:
+        typer.echo(f"  {NO_SCORES}")
+    for key, text in details.score_lines():
+        typer.echo(f"  {key}: {text}")
+    typer.echo(f"{details.settings_heading}:")
+    for key, text in details.setting_lines():
+        typer.echo(f"  {key}: {text}")
 
 
 @app.command("convert-encoder")

@@ -126,8 +126,8 @@ def test_label_out_on_a_hard_link_to_the_input(fake_pipeline, table, tmp_path):
 
 
 def test_convert_out_on_the_input(table):
-    """convert --out in.csv: refused as the input (not "cannot create the folder")."""
-    result = convert(table, "--out", table)
+    """convert --output in.csv: refused as the input (not "cannot create the folder")."""
+    result = convert(table, "--output", table)
     assert result.exit_code == 1 and "--out" in said(result) and "is the input" in said(result)
 
 
@@ -250,7 +250,7 @@ def test_evaluate_disk_full(pipeline, table, tmp_path, monkeypatch, failing):
 def test_convert_disk_full(table, tmp_path, monkeypatch):
     """convert on a full disk: "is full" naming the folder, no .spacy or temp file left."""
     monkeypatch.setattr(outputs.os, "fsync", disk_full)
-    result = convert(table, "--out", tmp_path / "corpus", "--dev-size", "0.2")
+    result = convert(table, "--output", tmp_path / "corpus", "--dev-size", "0.2")
     assert_disk_full_message(result, tmp_path / "corpus")
     assert files_in(tmp_path / "corpus") == []
 
@@ -306,10 +306,10 @@ def test_evaluate_report_that_is_a_folder(fake_pipeline, table, tmp_path):
 
 
 def test_convert_out_that_is_a_file(table, tmp_path):
-    """convert --out FILE (its --out is a folder): "is a file; it needs a folder"."""
+    """convert --output FILE (a folder is needed): "is a file; it needs a folder"."""
     other = tmp_path / "corpus"
     other.write_text("keep me")
-    result = convert(table, "--out", other)
+    result = convert(table, "--output", other)
     assert result.exit_code == 1 and "is a file; it needs a folder" in said(result)
     assert other.read_text() == "keep me"
 
@@ -350,7 +350,7 @@ def test_evaluate_batch_size_zero(fake_pipeline, table):
 def test_convert_split_size_out_of_range(table, tmp_path, value):
     """convert --dev-size / --test-size 1, -0.1, nan or x: exit 2, "0<=x<1"."""
     for option in ("--dev-size", "--test-size"):
-        result = convert(table, "--out", tmp_path / "corpus", option, value)
+        result = convert(table, "--output", tmp_path / "corpus", option, value)
         assert result.exit_code == 2 and option in said(result)
         assert "0<=x<1" in said(result) or "not a number" in said(result)
     assert not (tmp_path / "corpus").exists()
@@ -358,13 +358,13 @@ def test_convert_split_size_out_of_range(table, tmp_path, value):
 
 def test_convert_split_sizes_summing_to_one(table, tmp_path):
     """convert --dev-size 0.5 --test-size 0.5: "keep their sum below 1"."""
-    result = convert(table, "--out", tmp_path / "c", "--dev-size", "0.5", "--test-size", "0.5")
+    result = convert(table, "--output", tmp_path / "c", "--dev-size", "0.5", "--test-size", "0.5")
     assert result.exit_code == 1 and "keep their sum below 1" in said(result)
 
 
 def test_convert_negative_seed(table, tmp_path):
     """convert --seed -1: exit 2, "greater than or equal to 0"."""
-    result = convert(table, "--out", tmp_path / "corpus", "--seed", "-1")
+    result = convert(table, "--output", tmp_path / "corpus", "--seed", "-1")
     assert result.exit_code == 2 and "greater than or equal to 0" in said(result)
 
 

@@ -89,7 +89,7 @@ def convert(path, out_dir, *options: object):
         "text",
         "--label-column",
         "gold",
-        "--out",
+        "--output",
         out_dir,
         "--dev-size",
         "0",

@@ -11,7 +11,13 @@ from conftest import HAM, ROOT, SPAM
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from spacy_bertcls.cli import app, parse_class_weights, training_overrides
+from spacy_bertcls.cli import (
+    app,
+    bert_textcat_sections,
+    parse_class_weights,
+    training_overrides,
+)
+from spacy_bertcls.pipelines import SCORES_HEADING, load_pipeline, pipeline_info
 
 runner = CliRunner()
 
@@ -159,7 +165,7 @@ def convert_corpus(tmp_path, copies: int, dev_size: str, test_size: str):
         "text",
         "--label-column",
         "label",
-        "--out",
+        "--output",
         tmp_path / "corpus",
         "--dev-size",
         dev_size,
@@ -184,8 +190,16 @@ def test_info_shows_encoder_and_weights(pipeline):
     result = invoke("info", pipeline, "--json")
     details = json.loads(result.output)
     assert details["labels"] == ["ham", "spam"]
-    assert details["encoder_training"] == "frozen"
+    assert details["freeze_encoder"] is True
     assert set(details["class_weights_used"]) == {"ham", "spam"}
+    # The text output is PipelineInfo.facts, the wording the app's Pipeline tab shows.
+    result = invoke("info", pipeline)
+    assert result.exit_code == 0, result.output
+    info = pipeline_info(load_pipeline(pipeline))
+    for caption, text in info.facts():
+        assert f"{caption}: {text}\n" in result.output
+    assert "freeze_encoder: true (frozen encoder: only the head was trained)" in result.output
+    assert SCORES_HEADING in result.output and info.settings_heading in result.output
 
 
 def test_train_with_a_project_config(tiny_encoder, tmp_path):
@@ -247,14 +261,30 @@ def test_class_weights_option_parsing():
     assert parse_class_weights('{"spam": 2}') == {"spam": 2}
     with pytest.raises(ValueError, match="label=weight"):
         parse_class_weights("spam:3")
-    assert training_overrides("auto", "auto", "auto") == {}
-    assert training_overrides("false", "none", "x") == {
+    sections = ["components.bert_textcat"]
+    assert training_overrides("auto", "auto", "auto", sections) == {}
+    assert training_overrides("false", "none", "x", sections) == {
         "components.bert_textcat.freeze_encoder": False,
         "components.bert_textcat.class_weights": None,
         "components.bert_textcat.model.encoder": "x",
     }
     with pytest.raises(ValueError, match="true, false or auto"):
-        training_overrides("maybe", "auto", "auto")
+        training_overrides("maybe", "auto", "auto", sections)
+    with pytest.raises(ValueError, match='no component made by factory = "bert_textcat"'):
+        training_overrides("true", "auto", "auto", [])
+
+
+def test_train_options_reach_a_component_of_any_name(tmp_path):
+    """The CLI's --freeze-encoder etc. find the bert_textcat component by its factory, not by
+    the section name components.bert_textcat."""
+    config = (ROOT / "configs" / "frozen.cfg").read_text()
+    renamed = config.replace('pipeline = ["bert_textcat"]', 'pipeline = ["sentiment"]')
+    renamed = renamed.replace("[components.bert_textcat", "[components.sentiment")
+    (tmp_path / "renamed.cfg").write_text(renamed)
+    assert bert_textcat_sections(tmp_path / "renamed.cfg") == ["components.sentiment"]
+    assert training_overrides("false", "auto", "auto", ["components.sentiment"]) == {
+        "components.sentiment.freeze_encoder": False
+    }
 
 
 def test_label_with_a_wrong_column_fails_before_any_progress_bar(pipeline, table, tmp_path):

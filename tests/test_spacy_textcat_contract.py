@@ -23,7 +23,7 @@ import math
 import numpy
 import pytest
 import spacy
-from conftest import TEXTS, make_tiny_bert
+from conftest import TEXTS
 from numpy.testing import assert_almost_equal
 from spacy import util
 from spacy.lang.en import English
@@ -32,6 +32,8 @@ from spacy.tokens import DocBin
 from spacy.training import Example
 from spacy.training.initialize import init_nlp
 from thinc.api import compounding, fix_random_seed
+
+from spacy_bertcls.testing import make_tiny_bert
 
 TRAIN_DATA_SINGLE_LABEL = [
     ("I'm so happy.", {"cats": {"POSITIVE": 1.0, "NEGATIVE": 0.0}}),

@@ -14,7 +14,6 @@ import pytest  # noqa: E402
 
 pytest.importorskip("PySide6", reason="the desktop app needs the 'gui' extra (PySide6)")
 pytest.importorskip("pytestqt", reason="the desktop app's tests need pytest-qt")
-import spacy_bertcls_gui  # noqa: E402, F401  (pins None/True/False, see qt_compat)
 from PySide6.QtCore import QSettings  # noqa: E402
 
 from .gui_support import label, load, make_pipeline, make_rows  # noqa: E402
