@@ -22,9 +22,9 @@ import pandas as pd
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import Qt  # noqa: E402
-from spacy_bertcls_gui.table_model import LabeledTableModel, RowFilter  # noqa: E402
 
 from spacy_bertcls.labeling import LabeledChunk  # noqa: E402
+from spacy_bertcls_gui.table_model import LabeledTableModel, RowFilter  # noqa: E402
 
 LABELS = ["negative", "neutral", "positive"]
 TARGET_S = 0.25

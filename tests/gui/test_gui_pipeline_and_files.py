@@ -47,9 +47,8 @@ def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline
 def test_info_for_bert_textcat(bert_pipeline_dir, tiny_encoder):
     """The Pipeline tab shows `pipeline_info`: plain values (freeze_encoder a bool), every fact
     worded by `PipelineInfo.facts` as `bertcls info` prints it."""
-    from spacy_bertcls_gui.pipeline_panel import info_html
-
     from spacy_bertcls.pipelines import load_pipeline, pipeline_info
+    from spacy_bertcls_gui.pipeline_panel import info_html
 
     nlp = load_pipeline(bert_pipeline_dir)
     nlp.meta["performance"] = {
@@ -318,9 +317,8 @@ def test_recent_files_menu_opens_file(qtbot, make_window, settings, sample_csv):
 
 def test_column_guesses_on_the_real_data():
     """text_column and gold column guesses on the shared data sets (skipped without them)."""
-    from spacy_bertcls_gui.columns import guess_gold_column, guess_text_column
-
     from spacy_bertcls.tables import read_table
+    from spacy_bertcls_gui.columns import guess_gold_column, guess_text_column
 
     root = Path(__file__).resolve().parents[3] / "shared" / "data"
     tweets = root / "airline_tweets" / "Tweets.csv"

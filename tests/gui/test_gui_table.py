@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
-from spacy_bertcls_gui.table_model import VALUE_ROLE, LabeledTableModel, RowFilter
 
 from spacy_bertcls.labeling import LabeledChunk
+from spacy_bertcls_gui.table_model import VALUE_ROLE, LabeledTableModel, RowFilter
 
 from .gui_support import LABELS
 

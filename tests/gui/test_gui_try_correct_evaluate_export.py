@@ -14,11 +14,11 @@ import spacy
 from PySide6.QtCore import QItemSelectionModel, Qt
 from PySide6.QtWidgets import QComboBox
 from spacy.tokens import DocBin
-from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 
 from spacy_bertcls.convert import convert_table
 from spacy_bertcls.labeling import predict_proba
 from spacy_bertcls.pipelines import load_pipeline
+from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 
 from .gui_support import LABELS, load, wait_idle
 

@@ -1,6 +1,6 @@
 """Drive the app through an analyst's session and save a PNG of each view.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python gui/screenshots.py PIPELINE --out screenshots/
+    xvfb-run -s "-screen 0 1600x1000x24" python spacy_bertcls_gui/screenshots.py PIPELINE --output screenshots/
 
 Opens the airline tweets (or ``--file``), labels every row, then saves: the labeled table, a
 filtered view, the details panel, Try a text, the evaluation (confusion matrix, PR curves),
@@ -20,6 +20,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QItemSelectionModel, QSettings, QTimer
 from PySide6.QtWidgets import QApplication
+
 from spacy_bertcls_gui.main_window import MainWindow
 
 DEFAULT_FILE = (
