@@ -437,6 +437,19 @@ class MainWindow(QMainWindow):
     def _show_info(self, title: str, message: str) -> None:
         QMessageBox.information(self, title, message)
 
+    def _confirm_clearing(self, title: str, action: str) -> bool:
+        """Ask before ``action`` clears the predictions and corrections; True when there are
+        none to lose or the user agrees."""
+        labeled, corrected = self.model.labeled_count(), self.model.corrected_count()
+        if not (labeled or corrected):
+            return True
+        source = self.file_path.name if self.file_path else "this file"
+        question = (
+            f"{action} clears the {labeled:,} predictions and {corrected:,} corrections of "
+            f"{source} (export them first to keep them). Continue?"
+        )
+        return self._ask(title, question)
+
     def _ask(self, title: str, question: str) -> bool:
         answer = QMessageBox.question(
             self,
@@ -552,13 +565,8 @@ class MainWindow(QMainWindow):
                 "Labeling is running", "Cancel or wait for labeling before loading a pipeline."
             )
             return
-        if self.model.labeled_count() or self.model.corrected_count():
-            question = (
-                f"Loading another pipeline clears the {self.model.labeled_count():,} predictions "
-                f"and {self.model.corrected_count():,} corrections of the current one. Continue?"
-            )
-            if not self._ask("Load another pipeline?", question):
-                return
+        if not self._confirm_clearing("Load another pipeline?", "Loading another pipeline"):
+            return
         self.pipeline_panel.set_loading(str(path))
 
         def job() -> tuple[Language, PipelineInfo]:
@@ -654,14 +662,8 @@ class MainWindow(QMainWindow):
                 f"Supported: {', '.join(SUPPORTED_SUFFIXES)}.",
             )
             return
-        if not reload and (self.model.labeled_count() or self.model.corrected_count()):
-            question = (
-                f"Opening another file clears the {self.model.labeled_count():,} predictions and "
-                f"{self.model.corrected_count():,} corrections of {self.file_path.name if self.file_path else 'this file'}"
-                " (export them first to keep them). Continue?"
-            )
-            if not self._ask("Open another file?", question):
-                return
+        if not reload and not self._confirm_clearing("Open another file?", "Opening another file"):
+            return
         if sheet is None and path.suffix.lower() in EXCEL_SUFFIXES:
             try:
                 sheets = list_sheets(path)
@@ -764,11 +766,11 @@ class MainWindow(QMainWindow):
         if name == self.model.text_column:
             return
         if self.model.labeled_count() or self.model.corrected_count():
-            question = (
-                f"The {self.model.labeled_count():,} predictions were made on "
-                f"{self.model.text_column!r}. Switching text_column to {name!r} clears them. Continue?"
+            action = (
+                f"The predictions were made on {self.model.text_column!r}: switching "
+                f"text_column to {name!r}"
             )
-            if not self._ask("Change text_column?", question):
+            if not self._confirm_clearing("Change text_column?", action):
                 self.text_column_combo.setCurrentIndex(
                     self.text_column_combo.findData(self.model.text_column)
                 )

@@ -331,3 +331,23 @@ def test_column_guesses_on_the_real_data():
     frame = read_table(sms, nrows=3000)
     assert guess_text_column(frame) == "SMS"
     assert guess_gold_column(frame, ["ham", "spam"], "SMS") == "Label"
+
+
+def test_one_question_before_predictions_are_cleared(
+    qtbot, labeled_window, second_pipeline_dir, sample_csv
+):
+    """Loading another pipeline, opening another file and switching text_column ask the same
+    question (one implementation), and "no" keeps everything."""
+    window = labeled_window
+    n = window.model.labeled_count()
+    window.dialogs.answers[:] = [False, False, False]
+    window.load_pipeline(second_pipeline_dir)
+    window.open_file(sample_csv)
+    other = [c for c in window.model.frame.columns if c != window.model.text_column][0]
+    window._on_text_column_chosen(window.text_column_combo.findData(other))  # as if picked
+    wait_idle(qtbot, window)
+    titles = [title for title, _ in window.dialogs.questions[-3:]]
+    assert titles == ["Load another pipeline?", "Open another file?", "Change text_column?"]
+    for _, question in window.dialogs.questions[-3:]:
+        assert f"clears the {n:,} predictions and 0 corrections of {sample_csv.name}" in question
+    assert window.model.labeled_count() == n
