@@ -180,13 +180,11 @@ class BertClassifierShim(PyTorchShim):
             if param.grad is None:
                 continue
             lr_scale = scale if name.startswith("encoder.") else 1.0
-            if self._grad_scaler.found_inf:
-                pass
-            elif collecting:
+            if collecting and not self._grad_scaler.found_inf:
                 # Without lr_scale the encoder would move at the head's rate: it stays as is.
                 if lr_scale == 1.0:
                     optimizer((self.id, name), torch2xp(param.data), torch2xp(param.grad).copy())
-            else:
+            elif not self._grad_scaler.found_inf:
                 weights, _ = optimizer(
                     (self.id, name), torch2xp(param.data), torch2xp(param.grad), lr_scale=lr_scale
                 )

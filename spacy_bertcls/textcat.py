@@ -36,6 +36,7 @@ from .architectures import (
 )
 from .errors import BertclsError
 from .loss import (
+    TINY,
     check_class_weights,
     resolve_class_weights,
     sigmoid_binary_cross_entropy,
@@ -283,16 +284,9 @@ class BertTextCategorizer(TrainablePipe):
         probs = self._probabilities(logits)
         xp = self.model.ops.xp
         n = len(docs)
-        if self.cfg["exclusive_classes"]:
-            loss = -(target * xp.log(xp.maximum(probs, 1e-30))).sum() / n
-        else:
-            loss = (
-                -(
-                    target * xp.log(xp.maximum(probs, 1e-30))
-                    + (1 - target) * xp.log(xp.maximum(1 - probs, 1e-30))
-                ).sum()
-                / n
-            )
+        loss = -(target * xp.log(xp.maximum(probs, TINY))).sum() / n
+        if not self.cfg["exclusive_classes"]:
+            loss -= ((1 - target) * xp.log(xp.maximum(1 - probs, TINY))).sum() / n
         # For softmax and for sigmoid cross-entropy the gradient wrt the logits is p - target.
         backprop(((probs - target) / n).astype("f"))
         if sgd is not None:
