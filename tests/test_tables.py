@@ -391,16 +391,48 @@ def test_formulas_neutralized_in_delimited_output(tmp_path, suffix):
     assert cells == ["'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tx", "'\rx", "plain", "-5", "+1.5"]
 
 
-def test_formulas_neutralized_in_xlsx_output(tmp_path):
+def test_xlsx_writes_formula_like_texts_as_text_cells_without_a_quote(tmp_path):
+    # Excel shows a written "'" as part of the text; a text cell (with Excel's own quote
+    # prefix, what it stores for a typed "'@x") keeps the text exact and never a formula.
+    texts = ["@united hi", "=1+1", "+44 123", "-x", "=", "#N/A", "'=x", "plain", "-5"]
     path = tmp_path / "out.xlsx"
-    write_table(pd.DataFrame({"text": FORMULAS, "n": [-1.0] * len(FORMULAS)}), path)
-    workbook = openpyxl.load_workbook(path)
+    write_table(pd.DataFrame({"text": texts, "=n": range(len(texts))}), path)
+    sheet = openpyxl.load_workbook(path).active
+    header, *rows = list(sheet.iter_rows())
+    assert [cell.value for cell in header] == ["text", "=n"]
+    assert header[1].data_type == "s" and header[1].quotePrefix
+    assert [row[0].value for row in rows] == texts
+    assert all(row[0].data_type == "s" for row in rows)  # no "f" (formula), no "e" (error)
+    assert [row[0].quotePrefix for row in rows] == [True] * 5 + [False] * 4
+    assert [row[1].value for row in rows] == list(range(len(texts)))
+    formulas = openpyxl.load_workbook(path, data_only=False).active
+    assert not [c for row in formulas.iter_rows() for c in row if c.data_type == "f"]
+    assert read_table(path)["text"].tolist() == texts
+    assert pd.read_excel(path, keep_default_na=False)["text"].tolist() == texts
+    # CSV keeps its "'" guard: there a cell has no type that would say "text".
+    write_table(pd.DataFrame({"text": texts}), tmp_path / "out.csv")
+    with open(tmp_path / "out.csv", encoding="utf-8-sig", newline="") as file:
+        cells = [row[0] for row in csv.reader(file)][1:]
+    assert cells == ["'@united hi", "'=1+1", "'+44 123", "'-x", "'=", "#N/A", "''=x", "plain", "-5"]
+    assert read_table(tmp_path / "out.csv")["text"].tolist() == texts
+
+
+def test_xlsx_written_with_a_quote_by_older_versions_still_reads_exactly(tmp_path):
+    # Files written before text cells carry the property with the value "'": their guard
+    # "'" is removed on reading, only before = + - @ (and exactly one of several).
+    from openpyxl.packaging.custom import StringProperty
+
+    from spacy_bertcls.tables.excel import XLSX_GUARD_PROPERTY
+
+    workbook = openpyxl.Workbook()
+    workbook.custom_doc_props.append(StringProperty(name=XLSX_GUARD_PROPERTY, value="'"))
     sheet = workbook.active
-    cells = [row[0].value for row in sheet.iter_rows(min_row=2)]
-    assert cells[:5] == ["'=1+1", "'+SUM(A1)", "'-2+3", "'@cmd", "'\tx"]
-    assert cells[5:] == ["\nx", "plain", "-5", "+1.5"]  # XML reads CR as LF: written so
-    assert all(row[0].data_type == "s" for row in sheet.iter_rows(min_row=2))
-    assert [row[1].value for row in sheet.iter_rows(min_row=2)] == [-1.0] * len(FORMULAS)
+    for row in [["text"], ["'@united hi"], ["'=1+1"], ["''=x"], ["'plain"], ["it's"]]:
+        sheet.append(row)
+    path = tmp_path / "old.xlsx"
+    workbook.save(path)
+    expected = ["@united hi", "=1+1", "'=x", "'plain", "it's"]
+    assert read_table(path)["text"].tolist() == expected
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".tsv", ".xlsx"])

@@ -19,7 +19,7 @@ and what several of them share:
 * `textfiles`: the encoding of text files, their lines, a cut-off last line.
 * `records`: rows of Python values (Excel, JSON) as chunks with stable dtypes.
 * `cells`: a cell as text for the model (`text_values`), the cell-size limit.
-* `guards`: the "'" before written cells that a spreadsheet would run as a formula.
+* `guards`: written cells that a spreadsheet would run as a formula stay text.
 * `notes`: `TableWarning`, what a reader read differently from what the file meant.
 * `sink`: what each format's writer implements.
 
@@ -46,10 +46,15 @@ format's module says what holds for it alone):
   file whose size changes while it is read. A complete file whose last line merely lacks a
   line end is read as usual (a .txt file gets a warning, since there nothing tells the two
   apart).
-* Written CSV/TSV/XLSX cells that a spreadsheet would run as a formula get a leading "'",
-  removed again when this project reads its own file (see `guards`). Parquet and JSON lines
-  are written unchanged. CSV/TSV are written as UTF-8 with a BOM so that Excel opens them as
-  UTF-8.
+* Written CSV/TSV cells that a spreadsheet would run as a formula get a leading "'", removed
+  again when this project reads its own file; in .xlsx they are text cells holding the exact
+  text (see `guards`). Parquet and JSON lines are written unchanged. CSV/TSV are written as
+  UTF-8 with a BOM so that Excel opens them as UTF-8.
+* Row numbers are the ones a spreadsheet shows: the header is row 1, so the first data row of
+  a CSV/TSV/Excel/Parquet table is row 2; a .txt or JSON lines file has no header, so its
+  first row is row 1 (its line). Frames read here carry that first number in
+  `frame.attrs["first_row_number"]`; `first_row_number` and `row_numbers` turn 0-based
+  positions into these numbers, for every message, report and view that names a row.
 * Reading reports what it could not read as the file meant it (formulas without values, a .txt
   file without a final line end) as notes: appended to the `notes` list a caller passes, or
   issued as a `TableWarning`.
@@ -60,10 +65,11 @@ from __future__ import annotations
 import codecs
 import difflib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..errors import BertclsError
@@ -90,10 +96,12 @@ __all__ = [
     "TableWarning",
     "TableWriter",
     "count_rows",
+    "first_row_number",
     "iter_table_chunks",
     "list_sheets",
     "read_table",
     "require_columns",
+    "row_numbers",
     "write_table",
 ]
 
@@ -116,6 +124,11 @@ WRITABLE_SUFFIXES: tuple[str, ...] = (
     ".jsonl",
     ".ndjson",
 )
+
+# The `DataFrame.attrs` key of the number a spreadsheet shows for a table's first data row.
+FIRST_ROW_NUMBER = "first_row_number"
+# A table with a header row, the header being row 1: CSV, TSV, Excel, Parquet.
+HEADER_FIRST_ROW_NUMBER = 2
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,6 +153,8 @@ def read_table(
     notes: a list that gets a sentence for each thing read differently from what the file
         meant (see the module doc); when None, each is issued as a `TableWarning`.
     RETURNS: all columns, in file order, with a RangeIndex. Empty cells are NaN.
+        `attrs["first_row_number"]` is the number a spreadsheet shows for the first row (see
+        `first_row_number`).
     """
     path = _existing_file(path)
     suffix = _read_suffix(path)
@@ -154,6 +169,8 @@ def read_table(
     else:
         frame = _concat(list(_iter_chunks(path, suffix, WHOLE_FILE, sheet, encoding, nrows, notes)))
     _check_unchanged(path, before)
+    # Set last: not every step above keeps attrs (pd.concat drops differing ones).
+    frame.attrs[FIRST_ROW_NUMBER] = _first_row_number(suffix)
     return frame
 
 
@@ -174,7 +191,7 @@ def iter_table_chunks(
     has the same columns (JSON lines are read twice for that: first for the keys). `notes` as
     for `read_table`; notes about the whole file arrive when the last chunk has been read. A
     file whose size or modification time changes while it is read raises BertclsError after
-    the last chunk.
+    the last chunk. Each chunk carries `attrs["first_row_number"]` as `read_table`'s frame does.
     """
     path = _existing_file(path)
     suffix = _read_suffix(path)
@@ -183,7 +200,7 @@ def iter_table_chunks(
         raise BertclsError(f"chunk_size must be 1 or more, not {chunk_size}.")
     before = _file_state(path)
     chunks = _iter_chunks(path, suffix, chunk_size, sheet, encoding, None, notes)
-    return _checked_unchanged(path, before, chunks)
+    return _checked_unchanged(path, before, _numbered(chunks, _first_row_number(suffix)))
 
 
 def count_rows(
@@ -210,6 +227,38 @@ def count_rows(
     if is_json_array(path, encoding):
         return None
     return sum(1 for line in iter_lines(path, encoding) if line.strip())
+
+
+def first_row_number(frame: pd.DataFrame) -> int:
+    """The number a spreadsheet (or, for a file without a header, an editor) shows for the
+    first data row of a table read by `read_table` or `iter_table_chunks`.
+
+    2 for a file with a header row (the header is row 1): CSV, TSV, Excel, Parquet. 1 for a
+    file without one, whose rows are its lines: .txt and JSON lines. A frame without
+    `attrs["first_row_number"]` (not read here, or rebuilt since) counts as having a header: 2.
+    Blank lines, which the CSV and JSON lines readers skip, are not counted.
+    """
+    number = frame.attrs.get(FIRST_ROW_NUMBER, HEADER_FIRST_ROW_NUMBER)
+    if isinstance(number, bool) or not isinstance(number, int | np.integer):
+        raise BertclsError(
+            f'frame.attrs["{FIRST_ROW_NUMBER}"] is {number!r}; it must be a whole number, '
+            "the row number a spreadsheet shows for the first data row (1 or 2)."
+        )
+    return int(number)
+
+
+def row_numbers(table: pd.DataFrame | int, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+    """The row numbers a spreadsheet shows for 0-based row positions of a table.
+
+    table: the frame the positions are in (its `first_row_number` is used), or that first row
+        number itself.
+    positions: 0-based positions of rows as read from the file (the RangeIndex of
+        `read_table`'s frame and of the chunks), e.g. `range(len(frame))`.
+    RETURNS: int64 numbers, one per position: `first_row_number + position`. For a CSV, the
+        first data row is 2, as in Excel; for a .txt file it is 1, its line.
+    """
+    first = table if isinstance(table, int | np.integer) else first_row_number(table)
+    return int(first) + np.asarray(positions, dtype=np.int64)
 
 
 def list_sheets(path: str | Path) -> list[str]:
@@ -303,6 +352,17 @@ def _check_options(path: Path, suffix: str, *, sheet: Any, encoding: str | None)
         ) from None
 
 
+def _first_row_number(suffix: str) -> int:
+    # .txt and JSON lines have no header line: a row is a line, and lines start at 1.
+    return 1 if suffix in TEXT_SUFFIXES + JSON_SUFFIXES else HEADER_FIRST_ROW_NUMBER
+
+
+def _numbered(chunks: Iterator[pd.DataFrame], first: int) -> Iterator[pd.DataFrame]:
+    for chunk in chunks:
+        chunk.attrs[FIRST_ROW_NUMBER] = first
+        yield chunk
+
+
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return frames[0] if len(frames) == 1 else pd.concat(frames)
 
@@ -374,8 +434,8 @@ class TableWriter:
         as they are to CSV/TSV/XLSX and refused for Parquet and JSON lines.
 
     A CSV/TSV file in which some cell got a formula guard is recorded in
-    `guards.guard_registry()`, and an .xlsx file gets the property `excel.XLSX_GUARD_PROPERTY`,
-    so that reading it removes exactly these guards (see `guards`).
+    `guards.guard_registry()`, so that reading it removes exactly these guards; .xlsx cells
+    need no guard to remove: they are written as text cells (see `guards`).
     """
 
     def __init__(self, path: str | Path, *, columns: list[str] | None = None) -> None:

@@ -5,8 +5,10 @@
 * Formula cells are read as the value Excel saved with them. A formula without a saved value
   (a file written by a program that does not calculate, such as openpyxl) is read as its
   formula text ("=A2*2") and counted in a note, so the cell is not lost.
-* Written .xlsx files get formula guards and the document property `XLSX_GUARD_PROPERTY` that
-  says so (see `guards`). .xlsm is read but not written (it would lose its macros).
+* Written .xlsx files hold texts that a spreadsheet would run as a formula (= + - @ ...) as text
+  cells with Excel's quote prefix: the exact text, never a formula (see `guards`). Files that
+  older versions wrote with a "'" before such texts (`XLSX_GUARD_PROPERTY` = "'") have it
+  removed on reading. .xlsm is read but not written (it would lose its macros).
 """
 
 from __future__ import annotations
@@ -24,13 +26,17 @@ import pandas as pd
 
 from ..errors import BertclsError
 from .cells import MAX_CELL_CHARS, cell_text, cell_too_long, is_missing
-from .guards import neutralize_value, remove_formula_guards
+from .guards import looks_like_formula, remove_formula_guards
 from .notes import note
 from .records import RecordFrames, batches
 from .sink import Sink
 
-# The .xlsx custom document property saying that this project wrote the file (see `guards`).
+# The .xlsx custom document property saying that this project wrote the file, and how it kept
+# formula-like texts from running (see `guards`): "'" before them (older versions; removed on
+# reading), or text cells with a quote prefix (nothing to remove).
 XLSX_GUARD_PROPERTY = "spacy_bertcls_formula_guard"
+_QUOTE_GUARD = "'"
+_TEXT_CELL_GUARD = "text cells"
 WRITER_NAME = "spacy-bertcls"
 
 _EXCEL_MAX_CELL_CHARS = 32_767
@@ -139,7 +145,9 @@ def iter_excel(
 
 def _excel_has_guard_marker(workbook: Any) -> bool:
     properties = getattr(workbook, "custom_doc_props", None) or ()
-    return any(prop.name == XLSX_GUARD_PROPERTY and prop.value == "'" for prop in properties)
+    return any(
+        prop.name == XLSX_GUARD_PROPERTY and prop.value == _QUOTE_GUARD for prop in properties
+    )
 
 
 _XML_FORMULA = re.compile(rb"<(?:\w+:)?f[\s>/]")
@@ -237,7 +245,9 @@ class ExcelSink(Sink):
         self.final = final
         self.workbook = Workbook(write_only=True)
         self.workbook.properties.creator = WRITER_NAME
-        self.workbook.custom_doc_props.append(StringProperty(name=XLSX_GUARD_PROPERTY, value="'"))
+        self.workbook.custom_doc_props.append(
+            StringProperty(name=XLSX_GUARD_PROPERTY, value=_TEXT_CELL_GUARD)
+        )
         self.sheet = self.workbook.create_sheet("Sheet1")
 
     def write(self, df: pd.DataFrame, rows_before: int, *, header: bool) -> None:
@@ -269,12 +279,8 @@ class ExcelSink(Sink):
             return value
         if not isinstance(value, str):
             value = str(value)
-        # XML reads every CR as LF anyway; doing it here keeps "\r=x" from getting a guard
-        # that reading could no longer recognize ("'\n=x").
+        # XML reads every CR as LF anyway; written so, the text reads back as it was written.
         value = value.replace("\r\n", "\n").replace("\r", "\n")
-        safe = neutralize_value(value)
-        self.guarded = self.guarded or safe is not value
-        value = safe
         if len(value) > _EXCEL_MAX_CELL_CHARS:
             raise BertclsError(
                 f"Cannot write {self.final}: row {row_number}, column {column!r} has "
@@ -286,7 +292,26 @@ class ExcelSink(Sink):
                 f"Cannot write {self.final}: row {row_number}, column {column!r} contains "
                 "control characters that .xlsx cannot store. Write .csv or .parquet instead."
             )
-        return value
+        return self._text_cell(value)
+
+    def _text_cell(self, value: str) -> Any:
+        """`value` as a cell that holds exactly this text.
+
+        openpyxl turns a text starting with "=" into a formula and "#N/A" into an error, so
+        such texts get a cell typed as text. Texts a spreadsheet would run as a formula when
+        edited (= + - @ ...) also get Excel's quote prefix, which Excel gives a typed "'@x":
+        the cell shows "@x" and stays text when edited.
+        """
+        from openpyxl.cell.cell import ERROR_CODES, WriteOnlyCell
+
+        formula_like = looks_like_formula(value)
+        if not (formula_like or value.startswith("=") or value in ERROR_CODES):
+            return value  # openpyxl writes other texts as text cells anyway
+        cell = WriteOnlyCell(self.sheet, value)
+        cell.data_type = "s"  # after the value, which set it to "f" or "e"
+        if formula_like:
+            cell.quotePrefix = True
+        return cell
 
     def close(self) -> None:
         self.workbook.save(self.tmp)

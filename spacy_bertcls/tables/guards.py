@@ -1,17 +1,22 @@
-"""Formula guards: written cells that a spreadsheet would run as a formula get a "'".
+"""Formula guards: written cells that a spreadsheet would run as a formula are kept text.
 
-Written CSV/TSV/XLSX cells that a spreadsheet program would run as a formula (text starting
-with = + - @ TAB or CR, unless the text is a plain number such as "-5") get a leading "'";
-text that itself starts with "'" before such a character gets one more. Reading removes
-exactly one such "'" again, but only from files known to be written by this project, so a
-user's own "'=A1" is never changed. An .xlsx file carries the custom document property
-`excel.XLSX_GUARD_PROPERTY` (Excel keeps it when saving, and stores a typed "'=x" as "=x" with
-a hidden prefix, so it does not mix with ours). A CSV/TSV file has no place for such a mark
-that other programs would ignore, so its size and SHA-256 are recorded in the user's cache
-folder (`guard_registry()`) when some cell got a "'", and reading removes guards from a file
-only while it is byte for byte what was written. A copy moved to another computer, or
-edited, keeps its "'" as text: never a user's character lost, at worst one kept. Parquet
-and JSON lines are written unchanged.
+A cell is formula-like when it is text starting with = + - @ TAB or CR, unless the text is a
+plain number such as "-5" (`looks_like_formula`).
+
+* CSV/TSV cells have no type, so a formula-like cell gets a leading "'"; text that itself
+  starts with "'" before such a character gets one more. Reading removes exactly one such "'"
+  again, but only from files known to be written by this project, so a user's own "'=A1" is
+  never changed. A CSV/TSV file has no place for such a mark that other programs would
+  ignore, so its size and SHA-256 are recorded in the user's cache folder (`guard_registry()`)
+  when some cell got a "'", and reading removes guards from a file only while it is byte for
+  byte what was written. A copy moved to another computer, or edited, keeps its "'" as text:
+  never a user's character lost, at worst one kept.
+* .xlsx cells are written as text cells with Excel's own quote prefix (what Excel stores for a
+  typed "'@x"), so the value is the exact text, never a formula, and stays text when edited in
+  Excel; an analyst sees no stray "'". Older versions wrote .xlsx files with a "'" like CSV and
+  marked them with the document property `excel.XLSX_GUARD_PROPERTY` = "'"; reading removes
+  that "'" from such files only, so old exports still read as the texts they were written from.
+* Parquet and JSON lines are written unchanged.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from .notes import TableWarning
 # doc); by default the user's cache folder.
 CACHE_DIR_ENV = "SPACY_BERTCLS_CACHE_DIR"
 
+_FORMULA_CHAR = re.compile(r"^[=+\-@\t\r]")
+# What gets a "'" in CSV/TSV: also a text's own "'" before such a character, so that reading
+# can remove exactly the one added.
 _FORMULA_START = re.compile(r"^'*[=+\-@\t\r]")
 # What neutralize_formulas writes: one "'" more than the text had before = + - @ TAB CR.
 _GUARDED_FORMULA = re.compile(r"^'+[=+\-@\t\r]")
@@ -100,7 +108,17 @@ def _unguard_value(value: Any) -> Any:
     return value[1:] if _is_guarded(value) else value
 
 
+def looks_like_formula(value: Any) -> bool:
+    """Whether a spreadsheet program would run this text as a formula if typed into a cell."""
+    return (
+        isinstance(value, str)
+        and _FORMULA_CHAR.match(value) is not None
+        and _PLAIN_NUMBER.match(value) is None
+    )
+
+
 def neutralize_value(value: Any) -> Any:
+    """One cell as `neutralize_formulas` writes it to CSV/TSV."""
     if isinstance(value, str) and _FORMULA_START.match(value) and not _PLAIN_NUMBER.match(value):
         return "'" + value
     return value
