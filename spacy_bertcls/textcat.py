@@ -35,6 +35,15 @@ from .architectures import (
     set_dropout,
 )
 from .errors import BertclsError
+from .fingerprint import (
+    FINGERPRINT_FILE,
+    hashes_from_bytes,
+    hashes_to_bytes,
+    load_hashes,
+    save_hashes,
+    sorted_hashes,
+    text_hashes,
+)
 from .loss import (
     TINY,
     check_class_weights,
@@ -182,6 +191,9 @@ class BertTextCategorizer(TrainablePipe):
         }
         # Set by nlp.resume_training(): the model whose predictions rehearse() keeps.
         self._rehearsal_model: Model | None = None
+        # Hashes of the texts update() trained on (see spacy_bertcls.fingerprint). A set, so
+        # that the second epoch adds nothing: its size is the number of distinct texts.
+        self._training_texts: set[int] = set()
         configure_training(
             model,
             freeze_encoder=freeze_encoder,
@@ -195,6 +207,12 @@ class BertTextCategorizer(TrainablePipe):
     @property
     def label_data(self) -> list[str]:
         return list(self.labels)
+
+    @property
+    def training_text_hashes(self) -> numpy.ndarray:
+        """The sorted uint64 hashes of the distinct texts ``update`` trained this component on
+        (``spacy_bertcls.fingerprint.trained_on`` looks texts up in them)."""
+        return sorted_hashes(self._training_texts)
 
     @property
     def class_weights(self) -> dict[str, float] | None:
@@ -237,6 +255,9 @@ class BertTextCategorizer(TrainablePipe):
         drop: the head's dropout rate for this update, as spaCy's own components take it
             (``spacy train`` passes ``[training] dropout``). A frozen encoder never drops out
             (its features are cached); a fine-tuned one keeps its own configured dropout.
+
+        The examples' texts are added to the training-text fingerprint (their hashes), so that
+        evaluation can tell the rows trained on from held-out ones.
         """
         if losses is None:
             losses = {}
@@ -247,12 +268,14 @@ class BertTextCategorizer(TrainablePipe):
         if not examples:
             return losses
         set_dropout(self.model, drop)
-        logits, backprop = self.model.begin_update([eg.predicted for eg in examples])
+        docs = [eg.predicted for eg in examples]
+        logits, backprop = self.model.begin_update(docs)
         loss, d_logits = self.get_loss(examples, self._probabilities(logits))
         backprop(d_logits)
         if sgd is not None:
             self.finish_update(sgd)
         losses[self.name] += loss
+        self._training_texts.update(text_hashes(doc.text for doc in docs).tolist())
         return losses
 
     def rehearse(
@@ -268,7 +291,8 @@ class BertTextCategorizer(TrainablePipe):
 
         The loss is the cross-entropy between the earlier model's probabilities and the current
         ones; gold labels are not used. Without ``resume_training()`` there is no earlier model
-        and, as in spaCy's textcat, nothing happens.
+        and, as in spaCy's textcat, nothing happens. Rehearsal texts are not added to the
+        training-text fingerprint: the model learns no labels from them.
         """
         if losses is None:
             losses = {}
@@ -389,6 +413,9 @@ class BertTextCategorizer(TrainablePipe):
         Labels given earlier by ``add_label`` stay, so ``nlp.initialize()`` without examples
         works once the labels are known, as with spaCy's textcat. ``positive_label``: for two
         exclusive classes, the label whose F-score is ``cats_score`` (spaCy's option).
+
+        The training-text fingerprint starts empty: the model starts afresh, and ``update``
+        records the texts it is then trained on (``get_examples`` may hold texts it never is).
         """
         validate_get_examples(get_examples, "BertTextCategorizer.initialize")
         if positive_label is not None and not self.cfg["exclusive_classes"]:
@@ -411,6 +438,7 @@ class BertTextCategorizer(TrainablePipe):
         sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.set_dim("nO", len(self.labels), force=True)
         self.model.initialize(X=sample)
+        self._training_texts = set()
 
     def _set_positive_label(self, positive_label: str | None) -> None:
         if positive_label is not None:
@@ -464,11 +492,14 @@ class BertTextCategorizer(TrainablePipe):
     # Serialization -------------------------------------------------------------------------
 
     def to_disk(self, path: str | Path, *, exclude: Iterable[str] = tuple()) -> None:
-        """Write ``cfg`` and, once the model is built, ``model/`` (a component that is not
-        initialized yet has no weights to save, as spaCy's own textcat)."""
+        """Write ``cfg``, the training-text fingerprint ``training_texts.npy`` (left out with
+        ``exclude=["training_texts"]``) and, once the model is built, ``model/`` (a component
+        that is not initialized yet has no weights to save, as spaCy's own textcat)."""
         path = ensure_path(path)
         path.mkdir(parents=True, exist_ok=True)
         srsly.write_json(path / "cfg", self.cfg)
+        if "training_texts" not in exclude:
+            save_hashes(path / FINGERPRINT_FILE, self.training_text_hashes)
         if is_built(self.model):
             save_model(self.model, path / "model")
 
@@ -488,6 +519,11 @@ class BertTextCategorizer(TrainablePipe):
                 "again, or save it again."
             ) from err
         self._restore_cfg(saved)
+        if "training_texts" not in exclude:
+            # Pipelines saved before fingerprints have no file: nothing is known to be trained on.
+            fingerprint = path / FINGERPRINT_FILE
+            hashes = load_hashes(fingerprint) if fingerprint.exists() else numpy.zeros(0)
+            self._training_texts = set(hashes.tolist())
         if (path / "model").exists():
             load_model(self.model, path / "model")
             self._check_labels_fit_model(f"{path / 'cfg'}", f"{path / 'model'}")
@@ -495,13 +531,20 @@ class BertTextCategorizer(TrainablePipe):
 
     def to_bytes(self, *, exclude: Iterable[str] = tuple()) -> bytes:
         model_bytes = model_to_bytes(self.model) if is_built(self.model) else None
-        return srsly.msgpack_dumps({"cfg": self.cfg, "model": model_bytes})
+        msg = {"cfg": self.cfg, "model": model_bytes}
+        if "training_texts" not in exclude:
+            msg["training_texts"] = hashes_to_bytes(self.training_text_hashes)
+        return srsly.msgpack_dumps(msg)
 
     def from_bytes(
         self, bytes_data: bytes, *, exclude: Iterable[str] = tuple()
     ) -> BertTextCategorizer:
         msg = srsly.msgpack_loads(bytes_data)
         self._restore_cfg(msg["cfg"])
+        if "training_texts" not in exclude:
+            data = msg.get("training_texts")
+            hashes = hashes_from_bytes(data) if data is not None else numpy.zeros(0)
+            self._training_texts = set(hashes.tolist())
         if msg["model"] is not None:
             model_from_bytes(self.model, msg["model"])
             self._check_labels_fit_model("the saved cfg", "the saved model")

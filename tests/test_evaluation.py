@@ -205,6 +205,7 @@ def test_most_confident_errors_order_and_content():
     assert [e["row"] for e in result.most_confident_errors] == [1, 0]
     assert result.most_confident_errors[0] == {
         "row": 1,
+        "row_number": 3,  # as a spreadsheet shows it: header row 1, first data row 2
         "text": "t1",
         "gold": "b",
         "predicted": "a",

@@ -1,7 +1,9 @@
 """Evaluating a pipeline on a file: load it, read the texts and gold labels, predict, score.
 
 `bertcls evaluate` runs this; the metrics, plots and reports are the rest of this package, and
-the prediction is `spacy_bertcls.labeling`'s, the same as `bertcls label`'s.
+the prediction is `spacy_bertcls.labeling`'s, the same as `bertcls label`'s. Rows whose text the
+pipeline was trained on (`spacy_bertcls.fingerprint`) are counted, and scored apart: their
+scores are inflated.
 """
 
 from __future__ import annotations
@@ -9,14 +11,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from spacy.tokens import DocBin
 
 from ..errors import BertclsError
+from ..fingerprint import trained_on
 from ..labeling import predict_proba
 from ..pipelines import load_pipeline, pipeline_labels
-from ..tables import read_table, require_columns
+from ..tables import read_table, require_columns, row_numbers
 from ..tables.cells import text_values
 from .metrics import EvaluationResult, evaluate_predictions
+from .plots import format_share
 
 
 def evaluate_file(
@@ -33,6 +38,11 @@ def evaluate_file(
 
     A ``.spacy`` file (as written by ``convert``) carries its gold labels in ``doc.cats``: the
     label with value 1.0 is the gold one, and the column options are not used.
+    When some evaluated rows are texts the pipeline was trained on, the result gets a note
+    saying how many, with the scores of the held-out rows alone, and the details get
+    "trained-on rows" (and "held-out accuracy", "held-out macro F1" where rows are left).
+    Rows are numbered as a spreadsheet shows them (`tables.row_numbers`: a CSV's first data row
+    is 2, a .txt file's first line 1); a ``.spacy`` file's docs from 1.
     RETURNS: the result and the details that a report's header shows.
     """
     path = Path(path)
@@ -40,17 +50,78 @@ def evaluate_file(
     input_notes: list[str] = []
     if path.suffix == ".spacy":
         texts, gold = _texts_and_gold_from_docbin(path, nlp)
+        numbers = np.arange(1, len(texts) + 1)
         columns = "doc.text / doc.cats"
     else:
         table = read_table(path, sheet=sheet, encoding=encoding, notes=input_notes)
         require_columns(table.columns, [text_column, label_column], source=str(path))
         texts, gold = text_values(table[text_column]), table[label_column].tolist()
+        numbers = row_numbers(table, range(len(table)))
         columns = f"text: {text_column}, gold: {label_column}"
     probs = predict_proba(nlp, texts, batch_size=batch_size)
-    result = evaluate_predictions(gold, probs, pipeline_labels(nlp), texts=texts)
+    labels = pipeline_labels(nlp)
+    result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
     result.input_notes = input_notes
-    details = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
+    details: dict[str, Any] = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
+    seen = trained_on(nlp, texts)
+    if seen[result.row_index].any():
+        held_out = _held_out_result(result, seen, gold, probs, labels, texts)
+        note, trained_details = trained_on_note(result, seen, held_out)
+        result.input_notes.append(note)
+        details.update(trained_details)
     return result, details
+
+
+def _held_out_result(
+    result: EvaluationResult,
+    seen: np.ndarray,
+    gold: list[str | None],
+    probs: np.ndarray,
+    labels: list[str],
+    texts: list[str],
+) -> EvaluationResult | None:
+    """The scores of the evaluated rows the pipeline was not trained on (None if none)."""
+    if seen[result.row_index].all():
+        return None
+    # Only evaluated rows: a held-out row without a gold label has nothing to score.
+    rows = result.row_index[~seen[result.row_index]]
+    return evaluate_predictions(
+        [gold[i] for i in rows],
+        probs[rows],
+        labels,
+        texts=[texts[i] for i in rows],
+        row_numbers=result.row_numbers[rows],
+    )
+
+
+def trained_on_note(
+    result: EvaluationResult, seen: np.ndarray, held_out: EvaluationResult | None
+) -> tuple[str, dict[str, Any]]:
+    """The warning about rows trained on, and the details (count, held-out scores) to report.
+
+    result: the evaluation of all rows; seen: per input row, whether it was trained on;
+    held_out: the evaluation of the evaluated rows that were not (None when there are none).
+    """
+    n_seen = int(seen[result.row_index].sum())
+    n_rows = result.n_evaluated
+    share = format_share(n_seen / n_rows)
+    count = f"{n_seen:,} of {n_rows:,} evaluated rows ({share})"
+    details: dict[str, Any] = {"trained-on rows": count}
+    note = f"{count} are texts this pipeline was trained on; scores on them are inflated. "
+    if held_out is None:
+        note += (
+            "No held-out row is left to score: evaluate on rows the pipeline was not trained "
+            "on (e.g. the test split of `bertcls convert`)."
+        )
+        return note, details
+    accuracy, macro_f1 = held_out.accuracy, held_out.macro["f1"]
+    note += (
+        f"Held-out rows only ({held_out.n_evaluated:,}): accuracy {accuracy:.3f}, "
+        f"macro F1 {macro_f1:.3f}."
+    )
+    details["held-out accuracy"] = round(accuracy, 4)
+    details["held-out macro F1"] = round(macro_f1, 4)
+    return note, details
 
 
 def _texts_and_gold_from_docbin(path: Path, nlp: Any) -> tuple[list[str], list[str | None]]:

@@ -12,6 +12,12 @@ applies:
    is visible instead of silently lowering the accuracy;
 3. no prediction: the row of ``probs`` is all NaN (an empty text was not sent to the model);
 4. evaluated: everything else.
+
+Row numbers. Results name rows in two ways: 0-based positions in the inputs (``row`` of an
+error, ``confusion_rows``, the ``*_rows`` arrays), for a caller mapping them back to its own
+data, and the row numbers a spreadsheet shows (``row_number`` of an error, ``row_numbers``),
+for people: the header is row 1, so a CSV's first data row is row 2, and a .txt file's first
+line is row 1 (see `spacy_bertcls.tables.row_numbers`). Reports show only the latter.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from sklearn.metrics import (
 )
 
 from ..errors import BertclsError
+from ..tables import HEADER_FIRST_ROW_NUMBER
 from ..tables.cells import cell_text, label_text
 
 # Ten equal-width bins is the usual reliability diagram; with fewer rows per bin the observed
@@ -123,7 +130,7 @@ class EvaluationResult:
     """Everything :func:`evaluate_predictions` measured, in the pipeline's label order.
 
     Row indices are 0-based positions in the ``gold``/``probs`` passed in, so a caller can map
-    them back to its own table rows.
+    them back to its own table rows; ``row_numbers`` turns them into the numbers people see.
 
     labels (list[str]): The pipeline's labels; order of confusion rows/columns and probs columns.
     n_rows (int): Rows passed in.
@@ -146,8 +153,11 @@ class EvaluationResult:
         (a label with no gold rows, or with every row).
     macro_roc_auc (float | None): Mean one-vs-rest ROC AUC over the labels where it is defined.
     calibration (Calibration): Reliability-diagram bins and expected calibration error.
-    most_confident_errors (list[dict]): Wrong predictions, most confident first: row, text
-        (None when no texts were given), gold, predicted, confidence, gold_probability.
+    most_confident_errors (list[dict]): Wrong predictions, most confident first: row (0-based
+        position), row_number (the row as a spreadsheet shows it, header = row 1), text (None
+        when no texts were given), gold, predicted, confidence, gold_probability.
+    row_numbers (np.ndarray): Per input row, the number a spreadsheet shows for it (header =
+        row 1); reports name rows by these.
     """
 
     labels: list[str]
@@ -176,6 +186,7 @@ class EvaluationResult:
     missing_gold_rows: np.ndarray = field(repr=False)
     no_prediction_rows: np.ndarray = field(repr=False)
     unknown_gold_rows: dict[str, np.ndarray] = field(repr=False)
+    row_numbers: np.ndarray = field(repr=False)
     # What reading the input warned about (e.g. formula cells without a saved value).
     input_notes: list[str] = field(default_factory=list)
 
@@ -244,6 +255,8 @@ class EvaluationResult:
         """A JSON-serializable copy (plain Python types; undefined values are None).
 
         The per-row index arrays are left out; PR curves are thinned to at most 500 points.
+        Errors name their row by ``row_number`` only (as a spreadsheet shows it, header = row
+        1): the 0-based position means nothing outside this process.
         """
         return {
             "labels": list(self.labels),
@@ -271,7 +284,10 @@ class EvaluationResult:
             "roc_auc": {label: _json_float(v) for label, v in self.roc_auc.items()},
             "macro_roc_auc": _json_float(self.macro_roc_auc),
             "calibration": self.calibration.to_dict(),
-            "most_confident_errors": [dict(error) for error in self.most_confident_errors],
+            "most_confident_errors": [
+                {key: value for key, value in error.items() if key != "row"}
+                for error in self.most_confident_errors
+            ],
             "notes": self.notes(),
         }
 
@@ -283,6 +299,7 @@ def evaluate_predictions(
     *,
     texts: Sequence[str] | None = None,
     n_errors: int = 20,
+    row_numbers: Sequence[int] | np.ndarray | None = None,
 ) -> EvaluationResult:
     """Score predicted class probabilities against gold labels.
 
@@ -295,6 +312,10 @@ def evaluate_predictions(
     labels (Sequence[str]): The pipeline's labels, in the column order of ``probs``.
     texts (Sequence[str] | None): The rows' texts, shown next to the most confident errors.
     n_errors (int): How many of the most confident errors to keep.
+    row_numbers (Sequence[int] | np.ndarray | None): Per row, the number a spreadsheet shows
+        for it (header = row 1), which reports show: for rows of a table read by
+        `tables.read_table`, ``tables.row_numbers(frame, positions)``. None: the rows are
+        taken as a table's data rows under a header, numbered 2, 3, ...
     RETURNS (EvaluationResult): Metrics over the rows with a known gold label and a prediction;
         see the module docstring for how the other rows are counted.
     """
@@ -316,6 +337,7 @@ def evaluate_predictions(
         texts = list(texts)
     if isinstance(n_errors, bool) or not isinstance(n_errors, int) or n_errors < 0:
         raise BertclsError(f"n_errors={n_errors!r} must be a whole number >= 0.")
+    numbers = _check_row_numbers(row_numbers, n_rows)
 
     label_to_index = {label: i for i, label in enumerate(labels)}
     has_prediction = ~np.isnan(probs).all(axis=1)
@@ -406,7 +428,7 @@ def evaluate_predictions(
     correct = y_pred == y_true
     calibration = _calibration(correct, confidence)
     errors = _most_confident_errors(
-        row_index, y_true, y_pred, confidence, p, labels, texts, n_errors
+        row_index, y_true, y_pred, confidence, p, labels, texts, numbers, n_errors
     )
     return EvaluationResult(
         labels=labels,
@@ -435,6 +457,7 @@ def evaluate_predictions(
         unknown_gold_rows={
             label: np.asarray(rows, dtype=np.int64) for label, rows in unknown_rows.items()
         },
+        row_numbers=numbers,
     )
 
 
@@ -452,6 +475,21 @@ def _check_labels(labels: Sequence[str]) -> list[str]:
         duplicates = sorted({label for label in labels if labels.count(label) > 1})
         raise BertclsError(f"labels={labels!r} repeats {duplicates}; each label must be unique.")
     return labels
+
+
+def _check_row_numbers(row_numbers: Sequence[int] | np.ndarray | None, n_rows: int) -> np.ndarray:
+    if row_numbers is None:
+        return np.arange(n_rows, dtype=np.int64) + HEADER_FIRST_ROW_NUMBER
+    numbers = np.asarray(row_numbers)
+    if numbers.shape != (n_rows,) or not (
+        np.issubdtype(numbers.dtype, np.integer) or numbers.size == 0
+    ):
+        raise BertclsError(
+            f"row_numbers must be one whole number per row ({n_rows} rows), not "
+            f"{numbers.dtype} of shape {numbers.shape}; pass e.g. "
+            "spacy_bertcls.tables.row_numbers(frame, positions)."
+        )
+    return numbers.astype(np.int64)
 
 
 def _check_probs(probs: np.ndarray, labels: list[str]) -> np.ndarray:
@@ -524,6 +562,7 @@ def _most_confident_errors(
     p: np.ndarray,
     labels: list[str],
     texts: Sequence[str] | None,
+    row_numbers: np.ndarray,
     n_errors: int,
 ) -> list[dict[str, Any]]:
     wrong = np.flatnonzero(y_pred != y_true)
@@ -536,6 +575,7 @@ def _most_confident_errors(
         errors.append(
             {
                 "row": row,
+                "row_number": int(row_numbers[row]),
                 "text": text,
                 "gold": labels[int(y_true[i])],
                 "predicted": labels[int(y_pred[i])],

@@ -1,5 +1,10 @@
 """Reports of an :class:`EvaluationResult`: a terminal summary, and the self-contained HTML
-report written with its JSON and PNG plots (:func:`write_report`)."""
+report written with its JSON and PNG plots (:func:`write_report`).
+
+Reports name a row by the number a spreadsheet shows for it (``EvaluationResult.row_numbers``:
+the header is row 1, so a CSV's first data row is row 2; a .txt file's first line is row 1),
+the number the app shows too.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +32,10 @@ from .plots import plot_confusion_matrix, plot_pr_curves, plot_reliability
 # Longer texts are cut in the HTML error table so one pasted document cannot swamp the page.
 _MAX_TEXT_CHARS_HTML = 1000
 _PLOT_NAMES = ("confusion_matrix", "pr_curves", "reliability")
+_ROW_CAPTION = (
+    "Rows are numbered as a spreadsheet shows them: the header is row 1, so the first data "
+    "row is row 2. In a file without a header (.txt, JSON lines) the first row is row 1."
+)
 
 
 def format_summary(result: EvaluationResult) -> str:
@@ -244,13 +253,13 @@ def _render_html(
     if result.unknown_gold:
         unknown_rows = "".join(
             f'<tr><td class="label">{esc(label)}</td><td>{n:,}</td>'
-            f'<td class="label">{esc(_row_examples(result.unknown_gold_rows[label]))}</td></tr>'
+            f'<td class="label">{esc(_row_examples(result, label))}</td></tr>'
             for label, n in result.unknown_gold.items()
         )
         unknown_html = (
             "<h3>Gold labels the pipeline does not know (excluded)</h3>"
             '<table><tr><th class="label">Gold label</th><th>Rows</th>'
-            f'<th class="label">First rows (0-based)</th></tr>{unknown_rows}</table>'
+            f'<th class="label">First rows</th></tr>{unknown_rows}</table>'
         )
 
     class_rows = []
@@ -291,7 +300,7 @@ def _render_html(
                 text = text[:_MAX_TEXT_CHARS_HTML] + "…"
             text_cell = esc(text)
         error_rows.append(
-            f'<tr><td>{error["row"]}</td><td class="label">{esc(error["gold"])}</td>'
+            f'<tr><td>{error["row_number"]}</td><td class="label">{esc(error["gold"])}</td>'
             f'<td class="label">{esc(error["predicted"])}</td>'
             f"<td>{num(error['confidence'])}</td><td>{num(error['gold_probability'])}</td>"
             f'<td class="text">{text_cell}</td></tr>'
@@ -349,6 +358,7 @@ def _render_html(
 {image("reliability", "Reliability diagram")}
 
 <h2>Most confident errors</h2>
+<p class="muted">{esc(_ROW_CAPTION)}</p>
 {errors_html}
 </body>
 </html>
@@ -361,8 +371,9 @@ def _detail_text(value: Any) -> str:
     return str(value)
 
 
-def _row_examples(rows: np.ndarray, limit: int = 10) -> str:
-    shown = ", ".join(str(int(r)) for r in rows[:limit])
+def _row_examples(result: EvaluationResult, label: str, limit: int = 10) -> str:
+    rows = result.unknown_gold_rows[label]
+    shown = ", ".join(str(int(number)) for number in result.row_numbers[rows[:limit]])
     return shown + (", …" if len(rows) > limit else "")
 
 
