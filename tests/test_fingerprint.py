@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from hashlib import blake2b
+from pathlib import Path
 
 import numpy
 import pandas as pd
@@ -226,3 +227,20 @@ def test_evaluate_on_held_out_rows_does_not_warn(pipeline, tmp_path):
     output, metrics = evaluate(pipeline, table, tmp_path)
     assert "trained on" not in output
     assert "trained-on rows" not in metrics["details"]
+
+
+def test_the_app_session_marks_and_warns_about_rows_trained_on(pipeline):
+    """The app's session flags the training rows and its evaluation warns as the CLI does."""
+    from spacy_bertcls.session import Session
+
+    texts = TRAIN_HAM[:3] + HELD_OUT_TEXTS
+    gold = ["ham" if text in HAM else "spam" for text in texts]
+    session = Session()
+    session.open_pipeline(pipeline)
+    session.set_table(Path("mixed.csv"), pd.DataFrame({"text": texts, "label": gold}))
+    assert session.trained_rows().tolist() == [True] * 3 + [False] * len(HELD_OUT_TEXTS)
+    session.label()
+    evaluation = session.evaluate()
+    notes = " ".join(evaluation.result.notes())
+    assert "3 of 9 evaluated rows" in notes and "Held-out rows only (6)" in notes
+    assert evaluation.details["trained-on rows"].startswith("3 of 9")

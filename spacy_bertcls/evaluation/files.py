@@ -63,13 +63,27 @@ def evaluate_file(
     result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
     result.input_notes = input_notes
     details: dict[str, Any] = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
-    seen = trained_on(nlp, texts)
-    if seen[result.row_index].any():
-        held_out = _held_out_result(result, seen, gold, probs, labels, texts)
-        note, trained_details = trained_on_note(result, seen, held_out)
-        result.input_notes.append(note)
-        details.update(trained_details)
+    details.update(warn_trained_on(result, trained_on(nlp, texts), gold, probs, labels, texts))
     return result, details
+
+
+def warn_trained_on(
+    result: EvaluationResult,
+    seen: np.ndarray,
+    gold: list[str | None],
+    probs: np.ndarray,
+    labels: list[str],
+    texts: list[str],
+) -> dict[str, Any]:
+    """When evaluated rows were trained on (``seen``, per input row), add the note saying so
+    to ``result`` and return the details for a report (count, held-out scores); else ``{}``.
+    ``bertcls evaluate`` and the app's Evaluate both call this."""
+    if not seen[result.row_index].any():
+        return {}
+    held_out = _held_out_result(result, seen, gold, probs, labels, texts)
+    note, details = trained_on_note(result, seen, held_out)
+    result.input_notes.append(note)
+    return details
 
 
 def _held_out_result(

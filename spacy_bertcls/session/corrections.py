@@ -40,7 +40,8 @@ def changed_by_formula_guard(texts: pd.Series) -> int:
 def write_corrections(
     corrections: pd.DataFrame, path: str | Path, labels: Sequence[str], nlp: Language | None
 ) -> Path:
-    """Write ``corrections`` (columns ``text`` and ``label``) to ``path``; format by suffix.
+    """Write ``corrections`` (columns ``text`` and ``label``, and ``row`` for the tables) to
+    ``path``; format by suffix.
 
     labels: every label of the pipeline, so each Doc's ``cats`` has all of them.
     nlp: whose tokenizer makes the Docs for ``.spacy``; a blank English one when None.
@@ -52,7 +53,8 @@ def write_corrections(
             f"Cannot write corrections to {path.name}: use one of {', '.join(CORRECTION_SUFFIXES)}."
         )
     if suffix != ".spacy":
-        write_table(corrections[["text", "label"]], path)
+        columns = [name for name in ("row", "text", "label") if name in corrections.columns]
+        write_table(corrections[columns], path)
         return path
     return write_corpus(
         path, corrections["text"].tolist(), corrections["label"].tolist(), labels, nlp=nlp

@@ -1,0 +1,550 @@
+"""The analyst's session without a window: pipeline, table, predictions, corrections, filters.
+
+``Session`` holds all the state the desktop app shows and every rule about it (what clears
+predictions, what a filter shows, what an export writes), so tests drive it without Qt and a
+script can do what the app does. The app's window (``spacy_bertcls_gui``) is panels that call
+these methods and observe ``session.events``.
+
+Long steps come in two halves so the app can run the slow half off the UI thread: ``read_file``
+then ``set_table``; ``load_pipeline`` (the module function) then ``set_pipeline``;
+``labeling_input`` then ``apply_chunk`` per chunk of ``labeling.label_chunks``;
+``evaluation_input`` then ``set_evaluation``. The one-call forms (``open_file``,
+``open_pipeline``, ``label``, ``evaluate``) do both halves, for scripts and tests. Everything
+here runs on one thread; only the slow halves may run elsewhere.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from spacy.language import Language
+
+from ..errors import BertclsError
+from ..evaluation import EvaluationResult, evaluate_predictions, plot_pr_curves, plot_reliability
+from ..evaluation.files import warn_trained_on
+from ..fingerprint import text_hashes, trained_on
+from ..labeling import LabeledChunk, LabelProgress, label_chunks, prob_column
+from ..pipelines import PipelineInfo, load_pipeline, pipeline_info
+from ..tables import first_row_number, read_table, require_columns, row_numbers
+from ..tables.cells import cell_text, label_text, text_values
+from .columns import guess_gold_column, guess_text_column
+from .results import CORRECTED_LABEL, Results
+from .rows import RowFilter, RowOrder, SortKey, TableLayout, wrong_rows
+from .saved import SavedSession
+
+
+class Event:
+    """A list of callbacks called with the event's arguments, in connection order."""
+
+    def __init__(self) -> None:
+        self._callbacks: list[Callable[..., Any]] = []
+
+    def connect(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.append(callback)
+
+    def disconnect(self, callback: Callable[..., Any]) -> None:
+        self._callbacks.remove(callback)
+
+    def emit(self, *args: Any) -> None:
+        for callback in list(self._callbacks):
+            callback(*args)
+
+
+class SessionEvents:
+    """What observers hear. Table-shaped changes come in pairs (``*_about_to_*`` first) so a
+    Qt model can tell its views before the data changes, as Qt requires."""
+
+    def __init__(self) -> None:
+        self.table_about_to_reset = Event()  # a new file, new labels, results cleared
+        self.table_reset = Event()
+        self.order_about_to_change = Event()  # filter or sort: rows move, none change
+        self.order_changed = Event()
+        self.predictions_changed = Event()  # (rows: np.ndarray)
+        self.corrections_changed = Event()  # (rows: np.ndarray)
+        self.labels_changed = Event()
+        self.pipeline_changed = Event()
+        self.file_changed = Event()
+        self.columns_changed = Event()  # text or gold column
+        self.evaluation_changed = Event()
+
+
+@dataclass
+class Evaluation:
+    """An evaluation of some table rows: the result, which file rows, and its figures."""
+
+    result: EvaluationResult
+    rows: np.ndarray  # the file row of each row passed to evaluate_predictions
+    gold_column: str
+    pr_figure: Figure
+    reliability_figure: Figure
+    #: For the report's header: trained-on rows and held-out scores, when there are any.
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def table_rows(self, gold_label: str, predicted_label: str) -> np.ndarray:
+        """The file rows in one confusion-matrix cell."""
+        positions = self.result.confusion_rows(gold_label, predicted_label)
+        return self.rows[np.asarray(positions, dtype=np.int64)]
+
+
+def run_evaluation(
+    gold: list, probs: np.ndarray, labels: list[str], texts: list[str], rows: np.ndarray,
+    gold_column: str, first_row: int = 2, nlp: Language | None = None,
+) -> Evaluation:  # fmt: skip
+    """Evaluate and draw the figures; safe on a worker thread (the plots avoid pyplot).
+
+    first_row: the number a spreadsheet shows for file row 0, for the report's rows.
+    nlp: the pipeline, to warn about rows it was trained on (as ``bertcls evaluate`` does).
+    """
+    numbers = row_numbers(first_row, rows)
+    result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
+    details = {}
+    if nlp is not None:
+        details = warn_trained_on(result, trained_on(nlp, texts), gold, probs, labels, texts)
+    figures = plot_pr_curves(result), plot_reliability(result)
+    return Evaluation(result, rows, gold_column, *figures, details=details)
+
+
+def read_file(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
+    """``read_table``, refusing duplicate column names: the session picks columns by name
+    (text, gold, filters, export), and a name standing for two columns would mix them up.
+    Reading warnings go with the frame (``attrs["reading_notes"]``)."""
+    path = Path(path)
+    notes: list[str] = []
+    frame = read_table(path, sheet=sheet, notes=notes)
+    frame.attrs["reading_notes"] = notes
+    names = [str(name) for name in frame.columns]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise BertclsError(
+            f"{path.name} has several columns named {', '.join(map(repr, repeated))}. The app "
+            "needs one name per column: rename them in the file (the command line's bertcls "
+            "label keeps duplicate names as they are)."
+        )
+    return frame
+
+
+class Session:
+    """One analyst's work: at most one pipeline and one table, and what was done to them."""
+
+    def __init__(self) -> None:
+        self.events = SessionEvents()
+        self.nlp: Language | None = None
+        #: Held while the pipeline predicts: labeling and "Try a text" share it.
+        self.nlp_lock = threading.Lock()
+        self.pipeline_path: Path | None = None
+        self.pipeline_info: PipelineInfo | None = None
+        self.frame = pd.DataFrame()
+        self.file_path: Path | None = None
+        self.sheet: str | None = None
+        self.first_row_number = 2
+        self.text_column: str | None = None
+        self.gold_column: str | None = None
+        self.gold_codes: np.ndarray | None = None
+        self.results = Results()
+        self.layout = TableLayout(self.frame, [])
+        self.row_filter = RowFilter()
+        self.sort: SortKey | None = None
+        self._order = RowOrder()
+        self.evaluation: Evaluation | None = None
+        #: (predictions, corrections) taken from the file's own columns when it was opened.
+        self.imported = (0, 0)
+        self._trained: tuple[Any, np.ndarray] | None = None
+        #: ``results.corrections_version`` when last exported, to tell unsaved work.
+        self._exported_version = 0
+
+    # ================================================================= reading the state
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.results.labels)
+
+    @property
+    def visible_rows(self) -> np.ndarray:
+        """The file rows shown, in display order."""
+        return self._order.order
+
+    def view_row(self, row: int) -> int:
+        """Where file row ``row`` is shown, or -1 if the filter hides it."""
+        return int(self._order.view_rows(np.array([row]), len(self.frame))[0])
+
+    def view_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Where file ``rows`` are shown, -1 where the filter hides them."""
+        return self._order.view_rows(rows, len(self.frame))
+
+    def row_number(self, row: int) -> int:
+        """File row ``row`` numbered as a spreadsheet shows it (the header is row 1), as the
+        reports number it."""
+        return row + self.first_row_number
+
+    def text(self, row: int) -> str:
+        """The row's text as the model sees it ("" for an empty cell)."""
+        if self.text_column is None:
+            return ""
+        return cell_text(self.frame[self.text_column].iat[row])
+
+    def gold_label(self, row: int) -> str | None:
+        """The gold cell of ``row`` read as a label, or None."""
+        if self.gold_codes is None or self.gold_column is None:
+            return None
+        code = self.gold_codes[row]
+        if code >= 0:
+            return self.results.labels[code]
+        return label_text(self.frame[self.gold_column].iat[row])
+
+    def trained_rows(self) -> np.ndarray:
+        """A mask of rows whose text the pipeline was trained on (its fingerprint)."""
+        key = (id(self.nlp), self.text_column, len(self.frame))
+        if self._trained is None or self._trained[0] != key:
+            mask = np.zeros(len(self.frame), dtype=bool)
+            if self.nlp is not None and self.text_column in self.frame.columns:
+                mask = trained_on(self.nlp, text_values(self.frame[self.text_column]))
+            self._trained = (key, mask)
+        return self._trained[1]
+
+    def wrong_rows(self) -> np.ndarray:
+        """A mask of rows whose prediction is not the gold label."""
+        return wrong_rows(self.results, self.gold_codes)
+
+    def at_stake(self) -> tuple[int, int]:
+        """(predictions, corrections) that clearing the results would lose."""
+        return self.results.labeled_count(), self.results.corrected_count()
+
+    def clearing_question(self, action: str) -> str | None:
+        """The question to ask before ``action`` clears the results; None when nothing is lost."""
+        labeled, corrected = self.at_stake()
+        if not (labeled or corrected):
+            return None
+        source = self.file_path.name if self.file_path else "this file"
+        return (
+            f"{action} clears the {labeled:,} predictions and {corrected:,} corrections of "
+            f"{source} (export them first to keep them). Continue?"
+        )
+
+    def has_unexported_corrections(self) -> bool:
+        return bool(self.results.corrected_count()) and (
+            self._exported_version != self.results.corrections_version
+        )
+
+    # ================================================================= pipeline
+
+    def set_pipeline(self, path: Path, nlp: Language, info: PipelineInfo) -> None:
+        """Use a loaded pipeline; predictions and corrections start empty."""
+        self.nlp, self.pipeline_path, self.pipeline_info = nlp, Path(path), info
+        self.set_labels(info.labels)
+        self.events.pipeline_changed.emit()
+
+    def set_labels(self, labels: Sequence[str]) -> None:
+        """Classify into ``labels`` (``set_pipeline`` calls this; a script or a test may too,
+        to look at predictions made elsewhere). Predictions and corrections start empty."""
+        with self._resetting():
+            self.results = Results(len(self.frame), labels)
+            self._update_layout()
+            if self.gold_column is None and self.frame.shape[1]:
+                self.gold_column = guess_gold_column(self.frame, self.labels, self.text_column)
+            self.gold_codes = self._gold_codes()
+            self.row_filter = self.row_filter.copy(predicted_label=None, gold_label=None)
+            self.evaluation = None
+        self.imported = self.import_exported_columns()
+        self.events.labels_changed.emit()
+        self.events.columns_changed.emit()
+        self.events.evaluation_changed.emit()
+
+    def open_pipeline(self, path: str | Path) -> None:
+        nlp = load_pipeline(path)
+        self.set_pipeline(Path(path), nlp, pipeline_info(nlp))
+
+    # ================================================================= the table
+
+    def set_table(
+        self,
+        path: Path,
+        frame: pd.DataFrame,
+        *,
+        sheet: str | None = None,
+        text_column: str | None = None,
+        keep_results: bool = False,
+    ) -> int:
+        """Show a newly read file. ``keep_results`` carries predictions and corrections over to
+        rows whose text is unchanged (a reload); returns how many rows kept them."""
+        old_results, old_keys = self.results, self._text_keys()
+        old_gold, unexported = self.gold_column, self.has_unexported_corrections()
+        columns = [str(column) for column in frame.columns]
+        if text_column not in columns:
+            text_column = self.text_column if keep_results and self.text_column in columns else None
+        restored = 0
+        with self._resetting():
+            self.frame = frame.reset_index(drop=True)
+            self.file_path, self.sheet = Path(path), sheet
+            self.first_row_number = first_row_number(frame)
+            self.text_column = text_column or guess_text_column(self.frame)
+            self.results = Results(len(self.frame), old_results.labels)
+            if keep_results and old_gold in columns:
+                self.gold_column = old_gold
+            else:
+                self.gold_column = guess_gold_column(self.frame, self.labels, self.text_column)
+            self.gold_codes = self._gold_codes()
+            self._update_layout()
+            if keep_results and old_keys is not None and self.text_column is not None:
+                restored = self.results.take_over(old_results, old_keys, self._text_keys())
+            self.row_filter, self.sort = RowFilter(), None
+            self.evaluation = None
+            self._exported_version = -1 if unexported else self.results.corrections_version
+        if not restored:
+            self.imported = self.import_exported_columns()
+        self.events.file_changed.emit()
+        self.events.columns_changed.emit()
+        self.events.evaluation_changed.emit()
+        self.events.corrections_changed.emit(np.arange(0))
+        return restored
+
+    def open_file(self, path: str | Path, *, sheet: str | None = None, **kwargs: Any) -> int:
+        return self.set_table(Path(path), read_file(path, sheet=sheet), sheet=sheet, **kwargs)
+
+    def set_text_column(self, name: str | None) -> None:
+        """Label ``name``; predictions made on another column are cleared (ask first:
+        ``clearing_question``)."""
+        if name is not None and name not in self.frame.columns:
+            raise BertclsError(f"No column {name!r}; columns: {list(self.frame.columns)}")
+        if name == self.text_column:
+            return
+        with self._resetting():
+            self.text_column = name
+            self.results = Results(len(self.frame), self.results.labels)
+            self.evaluation = None
+        self.events.columns_changed.emit()
+        self.events.evaluation_changed.emit()
+
+    def set_gold_column(self, name: str | None) -> None:
+        """The column with the true labels, or None."""
+        if name is not None and name not in self.frame.columns:
+            raise BertclsError(f"No column {name!r}; columns: {list(self.frame.columns)}")
+        self.gold_column = name
+        self.gold_codes = self._gold_codes()
+        self.evaluation = None
+        if self.row_filter.gold_label or self.row_filter.wrong_only:
+            self.set_filter(self.row_filter.copy(gold_label=None, wrong_only=False))
+        self.events.columns_changed.emit()
+        self.events.predictions_changed.emit(np.arange(len(self.frame)))
+        self.events.evaluation_changed.emit()
+
+    # ================================================================= labeling
+
+    def labeling_input(self, rows: np.ndarray | None = None) -> tuple[list[str], np.ndarray]:
+        """The texts and file rows to label: ``rows``, or every row without a prediction."""
+        if self.nlp is None:
+            raise BertclsError("Load a trained pipeline first (File > Open Pipeline).")
+        if self.file_path is None:
+            raise BertclsError("Open a file to label first (File > Open File).")
+        require_columns(self.frame.columns, [self.text_column or ""], source=str(self.file_path))
+        rows = self.results.unlabeled_rows() if rows is None else np.asarray(rows, np.int64)
+        return text_values(self.frame[self.text_column].iloc[rows]), rows
+
+    def apply_chunk(self, chunk: LabeledChunk) -> None:
+        """Store the predictions of one chunk. Rows do not move (no re-sort under the user's
+        pointer while labeling runs); ``refresh`` sorts and filters on the new values."""
+        self.results.apply_chunk(chunk)
+        self.events.predictions_changed.emit(chunk.rows)
+
+    def label(
+        self,
+        rows: np.ndarray | None = None,
+        *,
+        progress: Callable[[LabelProgress], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
+        """Label ``rows`` (default: those without a prediction) here and now; returns how many."""
+        texts, rows = self.labeling_input(rows)
+        assert self.nlp is not None
+        done = 0
+        for chunk in label_chunks(
+            self.nlp, texts, rows, rows_total=len(rows), progress=progress, should_stop=should_stop
+        ):
+            self.apply_chunk(chunk)
+            done += len(chunk)
+        self.refresh()
+        return done
+
+    # ================================================================= filters and sorting
+
+    def set_filter(self, row_filter: RowFilter) -> None:
+        self.row_filter = row_filter
+        self.refresh()
+
+    def set_sort(self, sort: SortKey | None) -> None:
+        self.sort = sort
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Apply the filter and the sort to the current values."""
+        self.events.order_about_to_change.emit()
+        self._compute_order()
+        self.events.order_changed.emit()
+
+    # ================================================================= corrections
+
+    def correct(self, rows: Sequence[int] | np.ndarray, label: str | None) -> int:
+        """Set (None: clear) the corrected label of file ``rows``; one undo step."""
+        if label and label not in self.results.codes:
+            raise BertclsError(f"{label!r} is not a label of the pipeline: {self.labels}")
+        changed = self.results.set_corrections(rows, label)
+        if changed.size:
+            self.events.corrections_changed.emit(changed)
+        return int(changed.size)
+
+    def undo(self) -> int:
+        rows = self.results.undo()
+        if rows.size:
+            self.events.corrections_changed.emit(rows)
+        return int(rows.size)
+
+    def redo(self) -> int:
+        rows = self.results.redo()
+        if rows.size:
+            self.events.corrections_changed.emit(rows)
+        return int(rows.size)
+
+    def corrections(self) -> pd.DataFrame:
+        """The corrected rows as training data: ``text`` and ``label``, and ``row``, the file
+        row as a spreadsheet shows it (``bertcls convert`` ignores it)."""
+        rows = np.flatnonzero(self.results.corrected >= 0)
+        if self.text_column is None:
+            return pd.DataFrame({"row": [], "text": [], "label": []})
+        # The texts exactly as the model saw them (as labeling reads them).
+        texts = text_values(self.frame[self.text_column].iloc[rows])
+        labels = [self.results.labels[code] for code in self.results.corrected[rows]]
+        return pd.DataFrame({"row": rows + self.first_row_number, "text": texts, "label": labels})
+
+    def mark_corrections_exported(self, version: int) -> None:
+        """The corrections as they were at ``results.corrections_version`` are written."""
+        self._exported_version = version
+
+    # ================================================================= evaluation
+
+    def evaluation_input(self) -> tuple[Any, ...]:
+        """The arguments of ``run_evaluation`` for the labeled rows against the gold column."""
+        if self.gold_column is None:
+            raise BertclsError("Choose the column with the true labels (gold column) first.")
+        rows = np.flatnonzero(self.results.labeled)
+        if rows.size == 0:
+            raise BertclsError("Label the file (Label > Label) before evaluating.")
+        gold = self.frame[self.gold_column].to_numpy(dtype=object)[rows].tolist()
+        texts = text_values(self.frame[self.text_column].iloc[rows])
+        probs = self.results.probs[rows].copy()
+        return (gold, probs, self.labels, texts, rows, self.gold_column, self.first_row_number,
+                self.nlp)  # fmt: skip
+
+    def set_evaluation(self, evaluation: Evaluation | None) -> None:
+        self.evaluation = evaluation
+        self.events.evaluation_changed.emit()
+
+    def evaluate(self) -> Evaluation:
+        evaluation = run_evaluation(*self.evaluation_input())
+        self.set_evaluation(evaluation)
+        return evaluation
+
+    # ================================================================= exports
+
+    def labeled_frame(self, *, visible_only: bool = False) -> pd.DataFrame:
+        """The file's columns plus the prediction columns ``bertcls label`` writes, and
+        ``corrected_label`` when anything was corrected: what the export writes. Only the
+        shown rows, in file order, with ``visible_only``."""
+        rows = np.sort(self.visible_rows) if visible_only else None
+        return self.results.with_columns(self.frame, rows)
+
+    # ================================================================= resuming work
+
+    def row_keys(self) -> np.ndarray:
+        """A 64-bit hash of each row's text (as the model sees it), to find rows again."""
+        if self.text_column is None or self.text_column not in self.frame.columns:
+            return np.zeros(len(self.frame), dtype=np.uint64)
+        return text_hashes(text_values(self.frame[self.text_column]))
+
+    def restore(self, saved: SavedSession) -> int:
+        """Take over a saved session's results, filter and sort (the pipeline and the file
+        are open already). Rows are found by their text, so a file edited since keeps the
+        results of its unchanged rows. Returns how many rows got their results back."""
+        if saved.results is None or saved.labels != self.labels:
+            return 0
+        keys = self.row_keys()
+        same_rows = len(keys) == len(saved.row_keys) and bool((keys == saved.row_keys).all())
+        with self._resetting():
+            if saved.gold_column in self.frame.columns:
+                self.gold_column = saved.gold_column
+                self.gold_codes = self._gold_codes()
+            if same_rows:
+                self.results = saved.results
+                restored = len(keys)
+            else:
+                self.results = Results(len(self.frame), self.labels)
+                restored = self.results.take_over(
+                    saved.results, pd.Series(saved.row_keys), pd.Series(keys)
+                )
+            row_filter = saved.row_filter
+            if not same_rows:
+                row_filter = row_filter.copy(rows=None, rows_description="")
+            self.row_filter, self.sort = row_filter, saved.sort
+            self.evaluation = None
+        self._exported_version = -1 if self.results.corrected_count() else 0
+        self.events.columns_changed.emit()
+        self.events.evaluation_changed.emit()
+        self.events.corrections_changed.emit(np.arange(0))
+        return restored
+
+    def import_exported_columns(self) -> tuple[int, int]:
+        """Take predictions and corrections from the file's own columns, when it is a table
+        this app or ``bertcls label`` wrote with the same labels (``prob_<label>`` for every
+        label, ``corrected_label``). Returns (predictions, corrections) taken."""
+        labels, frame = self.labels, self.frame
+        wanted = [prob_column(label) for label in labels]
+        if not labels or not set(wanted) <= set(map(str, frame.columns)):
+            return 0, 0
+        probs = frame[wanted].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
+        rows = np.flatnonzero(~np.isnan(probs).all(axis=1))
+        corrected = np.full(len(frame), -1, dtype=np.int64)
+        if CORRECTED_LABEL in frame.columns:
+            corrected = self.results.codes_of(frame[CORRECTED_LABEL].tolist())
+        with self._resetting():
+            self.results.apply_chunk(LabeledChunk.from_probs(rows, probs[rows], labels))
+            self.results.corrected[:] = corrected
+        if (corrected >= 0).any():
+            self.events.corrections_changed.emit(np.flatnonzero(corrected >= 0))
+        return len(rows), int((corrected >= 0).sum())
+
+    # ================================================================= internals
+
+    @contextmanager
+    def _resetting(self) -> Iterator[None]:
+        self.events.table_about_to_reset.emit()
+        try:
+            yield
+        finally:
+            self._order.forget()
+            self._compute_order()
+            self.events.table_reset.emit()
+
+    def _compute_order(self) -> None:
+        self._order.compute(
+            self.frame, self.layout, self.results, self.gold_codes, self.text_column,
+            self.row_filter, self.sort,
+        )  # fmt: skip
+
+    def _update_layout(self) -> None:
+        self.layout = TableLayout(self.frame, self.results.labels)
+
+    def _gold_codes(self) -> np.ndarray | None:
+        if not self.gold_column or self.gold_column not in self.frame.columns or not self.labels:
+            return None
+        return self.results.codes_of(self.frame[self.gold_column].tolist())
+
+    def _text_keys(self) -> pd.Series | None:
+        if self.text_column is None or self.text_column not in self.frame.columns:
+            return None
+        return self.frame[self.text_column].astype("str").fillna("")
