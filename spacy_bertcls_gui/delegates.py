@@ -10,14 +10,48 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from PySide6.QtCore import QAbstractItemModel, QModelIndex, QPersistentModelIndex, QRectF, Qt
-from PySide6.QtGui import QColor, QPainter
+from PySide6.QtCore import (
+    QAbstractItemModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRectF,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QColor, QKeyEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from .charts import label_color
 from .table_model import LABEL_INDEX_ROLE, VALUE_ROLE
 
 NO_CORRECTION = "(keep prediction)"
+
+
+class LabelEditor(QComboBox):
+    """The corrected_label editor. Arrow keys and typing ("neu" jumps to neutral) only move
+    the choice: a closed QComboBox reports them as ``activated``, which committed the first
+    key's label. ``picked`` is emitted only for a choice made in the open list."""
+
+    picked = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._from_keys = False
+        self.activated.connect(self._on_activated)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        self._from_keys = True
+        try:
+            super().keyPressEvent(event)
+        finally:
+            self._from_keys = False
+
+    def wheelEvent(self, event) -> None:
+        event.ignore()  # scrolling the table must not change a label under the pointer
+
+    def _on_activated(self, _: int) -> None:
+        if not self._from_keys:
+            self.picked.emit()
 
 
 class TableDelegate(QStyledItemDelegate):
@@ -84,12 +118,13 @@ class TableDelegate(QStyledItemDelegate):
         option: QStyleOptionViewItem,
         index: QModelIndex | QPersistentModelIndex,
     ) -> QWidget:
-        combo = QComboBox(parent)
+        combo = LabelEditor(parent)
         combo.addItem(NO_CORRECTION, "")
         for label in self._labels:
             combo.addItem(label, label)
-        # Commit as soon as a label is picked, without waiting for focus to move.
-        combo.activated.connect(lambda _=None, c=combo: self._commit(c))
+        # A label picked from the open list commits at once; keys only choose (Enter commits,
+        # through QStyledItemDelegate's event filter, and Esc cancels).
+        combo.picked.connect(lambda c=combo: self._commit(c))
         return combo
 
     def setEditorData(self, editor: QWidget, index: QModelIndex | QPersistentModelIndex) -> None:

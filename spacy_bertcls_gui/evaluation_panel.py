@@ -7,7 +7,6 @@ functions, the same as ``bertcls evaluate`` and its HTML report; this module onl
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
 
 import numpy as np
 from matplotlib import colormaps
@@ -17,6 +16,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -29,50 +29,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from spacy_bertcls.evaluation import (
-    EvaluationResult,
-    evaluate_predictions,
-    format_share,
-    plot_pr_curves,
-    plot_reliability,
-)
+from spacy_bertcls.evaluation import EvaluationResult, format_share
+from spacy_bertcls.session import Evaluation, Session
 
 _BLUES = colormaps["Blues"]  # the colormap of the report's confusion matrix
-
-
-@dataclass
-class Evaluation:
-    """An evaluation of some table rows: the result, which rows, and its figures."""
-
-    result: EvaluationResult
-    rows: np.ndarray  # table (file) row of each row passed to evaluate_predictions
-    gold_column: str
-    pr_figure: Figure
-    reliability_figure: Figure
-
-    def table_rows(self, gold_label: str, predicted_label: str) -> np.ndarray:
-        """The file rows in one confusion-matrix cell."""
-        positions = self.result.confusion_rows(gold_label, predicted_label)
-        return self.rows[np.asarray(positions, dtype=np.int64)]
-
-
-def run_evaluation(
-    gold: list,
-    probs: np.ndarray,
-    labels: list[str],
-    texts: list[str],
-    rows: np.ndarray,
-    gold_column: str,
-) -> Evaluation:
-    """Evaluate and draw the figures; safe on a worker thread (the plots avoid pyplot)."""
-    result = evaluate_predictions(gold, probs, labels, texts=texts)
-    return Evaluation(
-        result=result,
-        rows=rows,
-        gold_column=gold_column,
-        pr_figure=plot_pr_curves(result),
-        reliability_figure=plot_reliability(result),
-    )
 
 
 def heat_color(share: float) -> QColor:
@@ -82,9 +42,10 @@ def heat_color(share: float) -> QColor:
 
 
 class ConfusionMatrixView(QTableWidget):
-    """Counts with the share of the gold row; rows are gold labels, columns predicted labels.
+    """Counts or shares of the gold row; rows are gold labels, columns predicted labels.
 
-    Clicking a cell emits ``cell_chosen(gold_label, predicted_label)``.
+    Clicking a cell emits ``cell_chosen(gold_label, predicted_label)``. Headers are the bare
+    labels (the axis names are in the caption) so they fit at 1280x800.
     """
 
     cell_chosen = Signal(str, str)
@@ -92,31 +53,44 @@ class ConfusionMatrixView(QTableWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._labels: list[str] = []
+        self._result: EvaluationResult | None = None
+        self.show_shares = False
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.horizontalHeader().setMinimumSectionSize(70)
         self.verticalHeader().setMinimumSectionSize(44)
         self.cellClicked.connect(self._on_clicked)
         self.setToolTip(
             "Rows: gold label. Columns: predicted label. Click a cell to show its rows."
         )
 
+    def set_show_shares(self, shares: bool) -> None:
+        self.show_shares = shares
+        if self._result is not None:
+            self.set_result(self._result)
+
     def set_result(self, result: EvaluationResult) -> None:
+        self._result = result
         counts = np.asarray(result.confusion, dtype=np.int64)
         self._labels = list(result.labels)
         k = len(self._labels)
         self.clear()
         self.setRowCount(k)
         self.setColumnCount(k)
-        self.setHorizontalHeaderLabels([f"predicted: {label}" for label in self._labels])
-        self.setVerticalHeaderLabels([f"gold: {label}" for label in self._labels])
+        self.setHorizontalHeaderLabels(self._labels)
+        self.setVerticalHeaderLabels(self._labels)
+        widest = max((self.fontMetrics().horizontalAdvance(label) for label in self._labels),
+                     default=40)  # fmt: skip
+        self.horizontalHeader().setMinimumSectionSize(max(widest + 16, 60))
         totals = counts.sum(axis=1)
         for i in range(k):
             for j in range(k):
                 share = counts[i, j] / totals[i] if totals[i] else 0.0
-                text = f"{counts[i, j]:,}" + (f"\n{format_share(share)}" if totals[i] else "")
+                if self.show_shares:
+                    text = format_share(share) if totals[i] else "—"
+                else:
+                    text = f"{counts[i, j]:,}"
                 item = QTableWidgetItem(text)
                 item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
                 item.setBackground(heat_color(share))
@@ -212,10 +186,17 @@ class EvaluationPanel(QWidget):
         left_layout.addWidget(self.summary)
         left_layout.addWidget(self.metrics)
         matrix_caption = QLabel(
-            "Confusion matrix (rows: gold, columns: predicted_label). Click a cell to show its rows."
+            "Confusion matrix: rows are the gold label, columns predicted_label. "
+            "Click a cell to show its rows."
         )
         matrix_caption.setWordWrap(True)
-        left_layout.addWidget(matrix_caption)
+        self.shares_box = QCheckBox("shares of the gold row")
+        self.shares_box.setToolTip("Show each cell as a share of its gold row instead of a count")
+        self.shares_box.toggled.connect(self.confusion.set_show_shares)
+        caption_row = QHBoxLayout()
+        caption_row.addWidget(matrix_caption, 1)
+        caption_row.addWidget(self.shares_box)
+        left_layout.addLayout(caption_row)
         left_layout.addWidget(self.confusion, 1)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("evaluationSplitter")
@@ -226,8 +207,9 @@ class EvaluationPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.splitter)
 
-    def set_evaluation(self, evaluation: Evaluation) -> None:
+    def set_evaluation(self, evaluation: Evaluation, session: Session) -> None:
         self.evaluation = evaluation
+        self._session = session
         result = evaluation.result
         e = html.escape
         lines = [
@@ -277,7 +259,7 @@ class EvaluationPanel(QWidget):
         for i, error in enumerate(errors):
             row = int(evaluation.rows[int(error["row"])])
             values = [
-                str(row + 1),
+                f"{self._session.row_number(row):,}",
                 str(error["gold"]),
                 str(error["predicted"]),
                 f"{error['confidence']:.3f}",

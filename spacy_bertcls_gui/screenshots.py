@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     window.open_file(args.file, text_column=args.text_column)
     wait_until(lambda: not window.is_busy())
     check()
-    if args.gold_column in window.model.frame.columns:
+    if args.gold_column in window.session.frame.columns:
         window.set_gold_column(args.gold_column)
 
     started = time.perf_counter()
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     table = window.table
 
     def select(view_row: int) -> None:
-        index = model.index(view_row, model.column_index(model.text_column))
+        index = model.index(view_row, model.column_index(window.session.text_column))
         table.selectionModel().setCurrentIndex(
             index,
             QItemSelectionModel.SelectionFlag.ClearAndSelect
@@ -132,32 +132,39 @@ def main(argv: list[str] | None = None) -> int:
     select(0)
     shot("01_table_labeled")
 
-    window.label_filter.setCurrentIndex(window.label_filter.findData(model.labels[0]))
-    window.confidence_min.setValue(0.4)
-    window.confidence_max.setValue(0.8)
-    window.search_edit.setText("delay")
+    window.filters.label_filter.setCurrentIndex(
+        window.filters.label_filter.findData(window.session.labels[0])
+    )
+    window.filters.confidence_min.setValue(0.4)
+    window.filters.confidence_max.setValue(0.8)
+    window.filters.search_edit.setText("delay")
     window.apply_filters()
     if model.rowCount():
         select(0)
     shot("02_filtered")
     window.clear_filters()
 
-    window.least_confident_button.click()
+    window.filters.least_confident_button.click()
     # Correct a wrong prediction among the least confident rows, as an analyst would.
     wrong = next(
         (
             r
             for r in range(min(model.rowCount(), 200))
-            if model.gold_column
-            and str(model.value(model.source_row(r), model.gold_column)) in model.labels
-            and str(model.value(model.source_row(r), model.gold_column))
-            != model.predicted_label(model.source_row(r))
+            if window.session.gold_column
+            and str(window.session.frame[window.session.gold_column].iat[model.source_row(r)])
+            in window.session.labels
+            and str(window.session.frame[window.session.gold_column].iat[model.source_row(r)])
+            != window.session.results.predicted_label(model.source_row(r))
         ),
         3,
     )
     row = model.source_row(wrong)
-    gold = str(model.value(row, model.gold_column)) if model.gold_column else model.labels[-1]
-    window.correct_rows([row], gold if gold in model.labels else model.labels[-1])
+    gold = (
+        str(window.session.frame[window.session.gold_column].iat[row])
+        if window.session.gold_column
+        else window.session.labels[-1]
+    )
+    window.correct_rows([row], gold if gold in window.session.labels else window.session.labels[-1])
     select(wrong)
     shot("03_least_confident_details")
     shot("03b_details_panel", window.side_tabs)

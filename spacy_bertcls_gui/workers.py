@@ -15,16 +15,15 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from spacy.language import Language
 
 from spacy_bertcls.labeling import LabelingCancelled, LabelProgress, label_chunks
-from spacy_bertcls.tables.cells import text_values
 
 
 class LabelWorker(QThread):
-    """Labels ``rows`` of ``texts`` with ``nlp`` on its own thread.
+    """Labels ``texts`` (those of file ``rows``, from ``Session.labeling_input``) with ``nlp``
+    on its own thread.
 
     Signals: ``chunk_ready(LabeledChunk)`` after every chunk, ``progress(done, total, rows_per_s,
     seconds_left)``, ``failed(exception, traceback_text)``. When ``run`` returns, ``state`` is
@@ -39,7 +38,7 @@ class LabelWorker(QThread):
     def __init__(
         self,
         nlp: Language,
-        texts: pd.Series,
+        texts: list[str],
         rows: np.ndarray,
         *,
         nlp_lock: threading.Lock,
@@ -82,7 +81,7 @@ class LabelWorker(QThread):
         try:
             chunks = label_chunks(
                 self._nlp,
-                text_values(self._texts.iloc[self._rows]),
+                self._texts,
                 self._rows,
                 rows_total=len(self._rows),
                 chunk_size=self._max_chunk,

@@ -90,11 +90,11 @@ def load(qtbot, window, pipeline: Path | None = None, table: Path | None = None)
     if pipeline is not None:
         window.load_pipeline(pipeline)
         wait_idle(qtbot, window)
-        assert window.nlp is not None, window.dialogs.errors
+        assert window.session.nlp is not None, window.dialogs.errors
     if table is not None:
         window.open_file(table)
         wait_idle(qtbot, window)
-        assert window.file_path == Path(table), window.dialogs.errors
+        assert window.session.file_path == Path(table), window.dialogs.errors
 
 
 def label(qtbot, window, timeout: int = 30000) -> None:

@@ -26,7 +26,9 @@ def test_main_opens_pipeline_and_file(qtbot, monkeypatch, tmp_path, pipeline_dir
         window = next(w for w in QApplication.topLevelWidgets() if w.objectName() == "bertclsMain")
         qtbot.waitUntil(
             lambda: (
-                not window.is_busy() and window.nlp is not None and window.file_path is not None
+                not window.is_busy()
+                and window.session.nlp is not None
+                and window.session.file_path is not None
             ),
             timeout=20000,
         )
@@ -40,7 +42,7 @@ def test_main_opens_pipeline_and_file(qtbot, monkeypatch, tmp_path, pipeline_dir
     )
     assert code == 0
     window = seen["window"]
-    assert window.model.text_column == "text"
+    assert window.session.text_column == "text"
     assert window.model.rowCount() == 300
     assert QApplication.instance().applicationName() == "bertcls-gui"
 
@@ -69,7 +71,26 @@ def test_menus_and_shortcuts(window):
     assert file_actions["Export Corrections…"].shortcut() == QKeySequence("Ctrl+E")
     assert file_actions["Quit"].shortcut() == QKeySequence("Ctrl+Q")
     assert "Open Pipeline…" in file_actions and "Recent Files" in file_actions
-    assert [a.text().replace("&", "") for a in menus["Help"].actions()] == ["About"]
+    help_actions = [a.text().replace("&", "") for a in menus["Help"].actions() if a.text()]
+    assert help_actions == ["Keyboard Shortcuts", "Guide", "About"]
+    edit_actions = {a.text().replace("&", ""): a for a in menus["Edit"].actions() if a.text()}
+    assert edit_actions["Undo Correction"].shortcut() == QKeySequence("Ctrl+Z")
+    assert QKeySequence("Ctrl+Shift+Z") in edit_actions["Redo Correction"].shortcuts()
+    assert "Label Shown Rows As" in edit_actions
+    assert "Open Session…" in file_actions and "Save Session…" in file_actions
+
+
+def test_shortcut_list_names_every_shortcut_and_the_table_keys(window):
+    from spacy_bertcls_gui.menus import shortcut_rows, shortcuts_html
+
+    rows = dict((text, keys) for keys, text in shortcut_rows(window))
+    assert rows["Label"] == "Ctrl+L"
+    assert rows["Undo Correction"] == "Ctrl+Z"
+    assert "Ctrl+Shift+Z" in rows["Redo Correction"]
+    assert rows["Keyboard Shortcuts"] == "F1"
+    keys = [keys for keys, _ in shortcut_rows(window)]
+    assert "1 … 9" in keys and "A" in keys and "F2" in keys
+    assert "Accept the prediction" in shortcuts_html(window)
 
 
 def test_about_dialog(window, monkeypatch):

@@ -35,17 +35,17 @@ def test_label_fills_table_like_label_frame(qtbot, window, pipeline_dir, sample_
     window.worker_progress_probe = progress_seen
     label(qtbot, window)
     model = window.model
-    assert model.labeled_count() == 300
+    assert window.session.results.labeled_count() == 300
     # The same numbers as the core function the CLI uses.
     expected = label_frame(load_pipeline(pipeline_dir), pd.read_csv(sample_csv), text_column="text")
     probs = expected[[f"prob_{label}" for label in LABELS]].to_numpy(dtype=float)
-    np.testing.assert_allclose(model.probs, probs, rtol=1e-5, equal_nan=True)
-    exported = model.labeled_frame()
+    np.testing.assert_allclose(window.session.results.probs, probs, rtol=1e-5, equal_nan=True)
+    exported = window.session.labeled_frame()
     pd.testing.assert_series_equal(exported["predicted_label"], expected["predicted_label"])
     # Empty text cells: no prediction, shown as a dash, and counted.
     empty = expected["text"].isna()
     assert empty.sum() > 0
-    assert (model.predicted[empty.to_numpy()] == -1).all()
+    assert (window.session.results.predicted[empty.to_numpy()] == -1).all()
     row = int(np.flatnonzero(empty)[0])
     column = model.column_index("predicted_label")
     assert model.data(model.index(model.view_row(row), column)) == "—"
@@ -84,7 +84,7 @@ def test_cancel_keeps_rows_and_continue_finishes(qtbot, window, pipeline_dir, bi
     chunks = []
     window.start_labeling()
     window.worker.chunk_ready.connect(lambda chunk: chunks.append(len(chunk.rows)))
-    qtbot.waitUntil(lambda: window.model.labeled_count() > 500, timeout=20000)
+    qtbot.waitUntil(lambda: window.session.results.labeled_count() > 500, timeout=20000)
     assert window.progress.isVisible() or window.progress.value() > 0
     assert "rows/s" in window.speed_label.text()
     pressed = time.perf_counter()
@@ -92,20 +92,20 @@ def test_cancel_keeps_rows_and_continue_finishes(qtbot, window, pipeline_dir, bi
     qtbot.waitUntil(lambda: not window.is_labeling(), timeout=5000)
     stopped_after = time.perf_counter() - pressed
     assert stopped_after < 1.0, f"cancel took {stopped_after:.2f} s"
-    done = window.model.labeled_count()
+    done = window.session.results.labeled_count()
     assert 500 < done < 100_000
     assert window.last_run["state"] == "cancelled"
     assert "kept" in window.statusBar().currentMessage()
     assert max(chunks) <= 512  # chunks small enough to cancel quickly and show progress
-    labeled = window.model.labeled
+    labeled = window.session.results.labeled
     assert labeled[:done].all() and not labeled[done:].any()
     # Label again continues with the rest only (rows done stay done).
-    before = window.model.probs[:done].copy()
+    before = window.session.results.probs[:done].copy()
     window.start_labeling()
     assert window.worker.total_rows == 100_000 - done
     window.cancel_labeling()
     qtbot.waitUntil(lambda: not window.is_labeling(), timeout=5000)
-    np.testing.assert_array_equal(window.model.probs[:done], before)
+    np.testing.assert_array_equal(window.session.results.probs[:done], before)
 
 
 def test_ui_stays_responsive_while_labeling_100k_rows(qtbot, window, pipeline_dir, big_csv):
@@ -129,7 +129,7 @@ def test_ui_stays_responsive_while_labeling_100k_rows(qtbot, window, pipeline_di
     qtbot.wait(600)
     window.table.scrollToBottom()
     window.table.sortByColumn(window.model.column_index("confidence"), Qt.SortOrder.AscendingOrder)
-    window.search_edit.setText("delayed")
+    window.filters.search_edit.setText("delayed")
     qtbot.wait(1200)
     timer.stop()
     window.cancel_labeling()
@@ -140,14 +140,14 @@ def test_ui_stays_responsive_while_labeling_100k_rows(qtbot, window, pipeline_di
     )
     assert max(gaps) < 400, f"the UI thread was blocked for {max(gaps)} ms"
     assert sorted(gaps)[len(gaps) // 2] < 40  # typical frame: about the timer interval
-    assert window.model.labeled_count() > 0
+    assert window.session.results.labeled_count() > 0
 
 
 def test_close_mid_run_asks_then_stops_worker(qtbot, make_window, pipeline_dir, big_csv):
     window = make_window()
     load(qtbot, window, pipeline_dir, big_csv)
     window.start_labeling()
-    qtbot.waitUntil(lambda: window.model.labeled_count() > 0, timeout=10000)
+    qtbot.waitUntil(lambda: window.session.results.labeled_count() > 0, timeout=10000)
     worker = window.worker
     window.dialogs.answers = [False]
     assert not window.close()  # "No": the window stays and labeling goes on
@@ -157,7 +157,7 @@ def test_close_mid_run_asks_then_stops_worker(qtbot, make_window, pipeline_dir, 
     assert window.close()
     assert worker.isFinished()  # stopped and waited for, not destroyed while running
     assert worker.state == "cancelled"
-    assert window.model.labeled_count() > 0
+    assert window.session.results.labeled_count() > 0
 
 
 def test_labeling_error_keeps_rows_done(qtbot, window, pipeline_dir, sample_csv, monkeypatch):
@@ -177,7 +177,7 @@ def test_labeling_error_keeps_rows_done(qtbot, window, pipeline_dir, sample_csv,
     label(qtbot, window)
     title, message = window.dialogs.errors[-1]
     assert title == "Labeling failed" and "out of memory" in message
-    assert window.model.labeled_count() == calls[0] + calls[1]
+    assert window.session.results.labeled_count() == calls[0] + calls[1]
     assert window.last_run["state"] == "failed"
 
 
@@ -195,8 +195,8 @@ def test_file_changed_on_disk_offers_reload_and_keeps_labels(qtbot, window, pipe
     frame.to_csv(path, index=False)
     load(qtbot, window, pipeline_dir, path)
     label(qtbot, window)
-    probs = window.model.probs.copy()
-    window.model.set_correction(4, "positive")
+    probs = window.session.results.probs.copy()
+    window.session.correct([4], "positive")
     # Another program inserts a row at the top and changes row 10's text.
     changed = frame.copy()
     changed.loc[10, "text"] = "a completely new text"
@@ -219,22 +219,23 @@ def test_file_changed_on_disk_offers_reload_and_keeps_labels(qtbot, window, pipe
     time.sleep(0.01)
     changed.to_csv(path, index=False)
     window.dialogs.answers = [True]
-    qtbot.waitUntil(lambda: len(window.model.frame) == 91, timeout=5000)  # the watcher noticed
+    qtbot.waitUntil(lambda: len(window.session.frame) == 91, timeout=5000)  # the watcher noticed
     wait_idle(qtbot, window)
     assert window.dialogs.questions[-1][0] == "File changed on disk"
-    model = window.model
-    assert not model.labeled[0]  # the new row
-    assert not model.labeled[11]  # the changed text
+    assert not window.session.results.labeled[0]  # the new row
+    assert not window.session.results.labeled[11]  # the changed text
     unchanged = [i for i in range(1, 91) if i != 11 and isinstance(changed.loc[i, "text"], str)]
-    np.testing.assert_allclose(model.probs[unchanged], probs[[i - 1 for i in unchanged]])
-    assert model.corrected_label(5) == "positive"
+    np.testing.assert_allclose(
+        window.session.results.probs[unchanged], probs[[i - 1 for i in unchanged]]
+    )
+    assert window.session.results.corrected_label(5) == "positive"
     # Declining a reload keeps the table as it is.
     pd.concat([changed, changed.head(3)]).to_csv(path, index=False)
     window.dialogs.answers = [False]
     qtbot.waitUntil(lambda: len(window.dialogs.questions) >= 2, timeout=5000)
-    assert len(window.model.frame) == 91
+    assert len(window.session.frame) == 91
     # A deleted file: the table stays and a dialog says so.
     path.unlink()
     window.check_file_changed()
     assert window.dialogs.infos[-1][0] == "File removed"
-    assert window.model.labeled_count() > 80
+    assert window.session.results.labeled_count() > 80

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.gui
 def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline_dir, settings):
     window = make_window()
     load(qtbot, window, pipeline=pipeline_dir)
-    info = window.pipeline_info
+    info = window.session.pipeline_info
     assert info.labels == LABELS
     assert info.text_classifier == "textcat" and info.factory == "textcat"
     assert info.scores["cats_score"] == 0.91
@@ -33,7 +33,7 @@ def test_load_pipeline_shows_info_and_is_remembered(qtbot, make_window, pipeline
     for text in ("tiny_sentiment", "negative", "neutral", "positive", "cats_score\n0.9100"):
         assert text in shown
     assert "freeze_encoder\n— (no freeze_encoder setting)" in shown
-    assert window.label_filter.count() == 1 + len(LABELS)
+    assert window.filters.label_filter.count() == 1 + len(LABELS)
     # Remembered across runs: a new window with the same settings lists it.
     window.close()
     again = make_window(settings)
@@ -86,15 +86,18 @@ def test_float_gold_column_matches_labels_0_and_1(qtbot, window, tmp_path):
     pd.DataFrame({"text": texts, "is_question": gold}).to_parquet(table)
     load(qtbot, window, pipeline, table)
     model = window.model
-    assert model.frame["is_question"].dtype == np.float64
-    assert model.gold_column == "is_question"
+    assert window.session.frame["is_question"].dtype == np.float64
+    assert window.session.gold_column == "is_question"
     label(qtbot, window)
     column = model.column_index("predicted_label")
     marked = [
         model.data(model.index(row, column), Qt.ItemDataRole.ForegroundRole) is not None
         for row in range(model.rowCount())
     ]
-    predicted = [model.predicted_label(model.source_row(row)) for row in range(model.rowCount())]
+    predicted = [
+        window.session.results.predicted_label(model.source_row(row))
+        for row in range(model.rowCount())
+    ]
     expected = [
         not np.isnan(gold[model.source_row(row)])
         and predicted[row] != str(int(gold[model.source_row(row)]))
@@ -107,7 +110,7 @@ def test_folder_that_is_not_a_pipeline(qtbot, window, tmp_path):
     (tmp_path / "notes.txt").write_text("hello")
     window.load_pipeline(tmp_path)
     wait_idle(qtbot, window)
-    assert window.nlp is None
+    assert window.session.nlp is None
     title, message = window.dialogs.errors[-1]
     assert title == "Could not load the pipeline"
     assert "not a spaCy pipeline" in message
@@ -139,7 +142,7 @@ def test_damaged_or_code_running_pipeline_shows_a_message(
     names the problem, no traceback, and no code run."""
     window.load_pipeline(bert_pipeline_dir)
     wait_idle(qtbot, window)
-    intact = window.nlp
+    intact = window.session.nlp
     assert intact is not None  # the intact copy loads, and stays loaded after the failures
     damaged = tmp_path / "damaged"
     shutil.copytree(bert_pipeline_dir, damaged)
@@ -147,7 +150,7 @@ def test_damaged_or_code_running_pipeline_shows_a_message(
     head.write_bytes(head.read_bytes()[:100])
     window.load_pipeline(damaged)
     wait_idle(qtbot, window)
-    assert window.nlp is intact
+    assert window.session.nlp is intact
     title, message = window.dialogs.errors[-1]
     assert title == "Could not load the pipeline"
     assert "head.safetensors is damaged" in message and "Traceback" not in message
@@ -162,7 +165,7 @@ def test_damaged_or_code_running_pipeline_shows_a_message(
     (encoder / "config.json").write_text(json.dumps(config))
     window.load_pipeline(code)
     wait_idle(qtbot, window)
-    assert window.nlp is intact
+    assert window.session.nlp is intact
     assert "asks to run its own code" in window.dialogs.errors[-1][1]
     assert not marker.exists()
 
@@ -172,7 +175,7 @@ def test_table_with_duplicate_column_names_is_refused(qtbot, window, tmp_path):
     table.write_text("text,note,note\nhello,a,b\n")
     window.open_file(table)
     wait_idle(qtbot, window)
-    assert window.file_path is None
+    assert window.session.file_path is None
     assert "several columns named 'note'" in window.dialogs.errors[-1][1]
 
 
@@ -184,7 +187,7 @@ def test_reading_warnings_are_shown(qtbot, window, tmp_path):
     workbook.save(tmp_path / "formulas.xlsx")
     window.open_file(tmp_path / "formulas.xlsx")
     wait_idle(qtbot, window)
-    assert window.file_path == tmp_path / "formulas.xlsx"
+    assert window.session.file_path == tmp_path / "formulas.xlsx"
     title, message = window.dialogs.infos[-1]
     assert title == "Read formulas.xlsx with warnings"
     assert "1 formula cells" in message or "1 formula cell" in message
@@ -194,9 +197,11 @@ def test_open_csv_guesses_columns(qtbot, window, pipeline_dir, sample_csv):
     load(qtbot, window, pipeline_dir, sample_csv)
     model = window.model
     assert model.rowCount() == 300
-    assert model.text_column == "text"
-    assert window.text_column_combo.currentData() == "text"
-    assert model.gold_column == "airline_sentiment"  # every filled cell is a pipeline label
+    assert window.session.text_column == "text"
+    assert window.table_panel.text_column_combo.currentData() == "text"
+    assert (
+        window.session.gold_column == "airline_sentiment"
+    )  # every filled cell is a pipeline label
     headers = [model.headerData(c, Qt.Orientation.Horizontal) for c in range(model.columnCount())]
     assert headers[:4] == ["id", "airline_sentiment", "text", "airline"]
     assert headers[4:] == [
@@ -208,7 +213,7 @@ def test_open_csv_guesses_columns(qtbot, window, pipeline_dir, sample_csv):
         "corrected_label",
     ]
     assert window.table.columnWidth(2) >= 400  # the text column gets room
-    assert "300 rows" in window.file_label.text()
+    assert "300 rows" in window.table_panel.file_label.text()
     assert window.recent_files.items()[0] == str(sample_csv.resolve())
 
 
@@ -225,7 +230,7 @@ def test_open_other_formats(qtbot, window, tmp_path, suffix):
     else:
         path.write_text("\n".join(frame["text"].fillna("")) + "\n")
     load(qtbot, window, table=path)
-    assert window.model.text_column == "text"
+    assert window.session.text_column == "text"
     assert window.model.rowCount() >= 36
 
 
@@ -237,7 +242,7 @@ def test_excel_with_several_sheets_asks_which(qtbot, window, tmp_path):
     window.dialogs.sheet_answer = "Data"
     load(qtbot, window, table=path)
     assert window.dialogs.sheets == [["About", "Data"]]
-    assert window.file_sheet == "Data"
+    assert window.session.sheet == "Data"
     assert window.model.rowCount() == 20
     # Cancelling the sheet picker opens nothing.
     window.dialogs.sheet_answer = None
@@ -245,15 +250,15 @@ def test_excel_with_several_sheets_asks_which(qtbot, window, tmp_path):
     path.rename(other)
     window.open_file(other)
     wait_idle(qtbot, window)
-    assert window.file_path == path
+    assert window.session.file_path == path
 
 
 def test_change_text_column_and_gold_column(qtbot, window, pipeline_dir, sample_csv):
     load(qtbot, window, pipeline_dir, sample_csv)
     window.set_text_column("airline")
-    assert window.model.text_column == "airline"
+    assert window.session.text_column == "airline"
     window.set_gold_column(None)
-    assert window.model.gold_column is None
+    assert window.session.gold_column is None
     assert not window.evaluate_action.isEnabled()
 
 
@@ -262,13 +267,13 @@ def test_unreadable_files(qtbot, window, tmp_path):
     broken.write_bytes(b"this is not a zip file")
     window.open_file(broken)
     wait_idle(qtbot, window)
-    assert window.file_path is None
+    assert window.session.file_path is None
     assert window.dialogs.errors, "a dialog names the problem"
     bad_csv = tmp_path / "bad.csv"
     bad_csv.write_text("a,b\n1,2\n3,4,5,6\n")
     window.open_file(bad_csv)
     wait_idle(qtbot, window)
-    assert window.file_path is None
+    assert window.session.file_path is None
     assert "bad.csv" in window.dialogs.errors[-1][1]
     window.open_file(tmp_path / "nothing.csv")
     assert "does not exist" in window.dialogs.errors[-1][1]
@@ -284,7 +289,7 @@ def test_missing_text_column_named_at_start(qtbot, window, sample_csv):
     title, message = window.dialogs.errors[-1]
     assert title == "Missing text column"
     assert "'tweet_text'" in message and "'text'" in message
-    assert window.model.text_column == "text"  # guessed instead
+    assert window.session.text_column == "text"  # guessed instead
 
 
 def test_drag_and_drop_file_and_pipeline(qtbot, window, pipeline_dir, sample_csv):
@@ -300,8 +305,8 @@ def test_drag_and_drop_file_and_pipeline(qtbot, window, pipeline_dir, sample_csv
         )
         window.dropEvent(event)
         wait_idle(qtbot, window)
-    assert window.nlp is not None
-    assert window.file_path == sample_csv
+    assert window.session.nlp is not None
+    assert window.session.file_path == sample_csv
 
 
 def test_recent_files_menu_opens_file(qtbot, make_window, settings, sample_csv):
@@ -312,13 +317,13 @@ def test_recent_files_menu_opens_file(qtbot, make_window, settings, sample_csv):
     assert actions
     actions[0].trigger()
     wait_idle(qtbot, second)
-    assert second.file_path == sample_csv
+    assert second.session.file_path == sample_csv
 
 
 def test_column_guesses_on_the_real_data():
     """text_column and gold column guesses on the shared data sets (skipped without them)."""
+    from spacy_bertcls.session import guess_gold_column, guess_text_column
     from spacy_bertcls.tables import read_table
-    from spacy_bertcls_gui.columns import guess_gold_column, guess_text_column
 
     root = Path(__file__).resolve().parents[3] / "shared" / "data"
     tweets = root / "airline_tweets" / "Tweets.csv"
@@ -339,15 +344,17 @@ def test_one_question_before_predictions_are_cleared(
     """Loading another pipeline, opening another file and switching text_column ask the same
     question (one implementation), and "no" keeps everything."""
     window = labeled_window
-    n = window.model.labeled_count()
+    n = window.session.results.labeled_count()
     window.dialogs.answers[:] = [False, False, False]
     window.load_pipeline(second_pipeline_dir)
     window.open_file(sample_csv)
-    other = [c for c in window.model.frame.columns if c != window.model.text_column][0]
-    window._on_text_column_chosen(window.text_column_combo.findData(other))  # as if picked
+    other = [c for c in window.session.frame.columns if c != window.session.text_column][0]
+    window._on_text_column_chosen(
+        window.table_panel.text_column_combo.findData(other)
+    )  # as if picked
     wait_idle(qtbot, window)
     titles = [title for title, _ in window.dialogs.questions[-3:]]
     assert titles == ["Load another pipeline?", "Open another file?", "Change text_column?"]
     for _, question in window.dialogs.questions[-3:]:
         assert f"clears the {n:,} predictions and 0 corrections of {sample_csv.name}" in question
-    assert window.model.labeled_count() == n
+    assert window.session.results.labeled_count() == n

@@ -18,7 +18,6 @@ from spacy.tokens import DocBin
 from spacy_bertcls.convert import convert_table
 from spacy_bertcls.labeling import predict_proba
 from spacy_bertcls.pipelines import load_pipeline
-from spacy_bertcls_gui.table_model import CORRECTED_BACKGROUND
 
 from .gui_support import LABELS, load, wait_idle
 
@@ -70,8 +69,10 @@ def test_correct_rows_and_export_training_data(qtbot, labeled_window, tmp_path):
     assert editor is not None and editor.count() == 1 + len(LABELS)
     editor.setCurrentIndex(editor.findData("neutral"))
     editor.activated.emit(editor.currentIndex())
-    assert model.corrected_label(model.source_row(0)) == "neutral"
-    assert model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) == CORRECTED_BACKGROUND
+    assert window.session.results.corrected_label(model.source_row(0)) == "neutral"
+    assert (
+        model.data(model.index(0, 1), Qt.ItemDataRole.BackgroundRole) == model.corrected_background
+    )
     # 2. In the details panel.
     window.table.selectionModel().setCurrentIndex(
         model.index(1, 0),
@@ -80,24 +81,28 @@ def test_correct_rows_and_export_training_data(qtbot, labeled_window, tmp_path):
     combo = window.detail_panel.correction_combo
     combo.setCurrentIndex(combo.findData("positive"))
     combo.activated.emit(combo.currentIndex())
-    assert model.corrected_label(model.source_row(1)) == "positive"
+    assert window.session.results.corrected_label(model.source_row(1)) == "positive"
     # 3. Several selected rows at once.
     window.correct_rows([10, 11, 12], "negative")
-    assert model.corrected_count() == 5
+    assert window.session.results.corrected_count() == 5
     assert "5 corrected" in window.rows_status.text()
-    window.corrected_only.setChecked(True)
+    window.filters.corrected_only.setChecked(True)
     assert model.rowCount() == 5
     window.correct_rows([12], None)  # cleared again
-    assert model.corrected_count() == 4
+    assert window.session.results.corrected_count() == 4
 
     expected = {
-        model.text(r): model.corrected_label(r) for r in np.flatnonzero(model.corrected >= 0)
+        window.session.text(r): window.session.results.corrected_label(r)
+        for r in np.flatnonzero(window.session.results.corrected >= 0)
     }
     csv_path = tmp_path / "corrections.csv"
     window.export_corrections(csv_path)
     wait_idle(qtbot, window)
     written = pd.read_csv(csv_path)
-    assert list(written.columns) == ["text", "label"]
+    assert list(written.columns) == ["row", "text", "label"]
+    # Each correction says which row it came from, numbered as the table and a spreadsheet.
+    corrected_rows = np.flatnonzero(window.session.results.corrected >= 0)
+    assert written["row"].tolist() == (corrected_rows + 2).tolist()
     assert dict(zip(written["text"], written["label"])) == expected
     spacy_path = tmp_path / "corrections.spacy"
     window.export_corrections(spacy_path)
@@ -130,7 +135,7 @@ def test_corrections_csv_round_trips_texts_through_convert(qtbot, window, pipeli
     window.export_corrections(tmp_path / "c.csv")
     wait_idle(qtbot, window)
     # The file guards the cells against spreadsheet formulas, and says so...
-    assert window.dialogs.infos[-1][0] == "Formula guard in the .csv file"
+    assert window.dialogs.infos[-1][0] == "Formula guard in the CSV file"
     with open(tmp_path / "c.csv", encoding="utf-8-sig") as file:
         assert "'@united lost my bag" in file.read()
     # ...and convert reads the exact texts back.
@@ -161,9 +166,9 @@ def test_evaluate_and_click_confusion_cell_filters_table(qtbot, labeled_window, 
     assert evaluation is not None
     result = evaluation.result
     model = window.model
-    gold = model.frame["airline_sentiment"].to_numpy(dtype=object)
-    predicted = np.array([*LABELS, None], dtype=object)[model.predicted]
-    ok = model.predicted >= 0
+    gold = window.session.frame["airline_sentiment"].to_numpy(dtype=object)
+    predicted = np.array([*LABELS, None], dtype=object)[window.session.results.predicted]
+    ok = window.session.results.predicted >= 0
     assert result.n_evaluated == int(ok.sum())
     assert result.accuracy == pytest.approx(float((gold[ok] == predicted[ok]).mean()))
     panel = window.evaluation_panel
@@ -190,13 +195,13 @@ def test_evaluate_and_click_confusion_cell_filters_table(qtbot, labeled_window, 
 
     QTest.mouseClick(matrix.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert window.views.currentIndex() == 0
-    rows = set(model.visible_rows.tolist())
+    rows = set(window.session.visible_rows.tolist())
     expected = {
         r for r in range(len(gold)) if ok[r] and gold[r] == LABELS[i] and predicted[r] == LABELS[j]
     }
     assert rows == expected and len(rows) == result.confusion[i][j]
-    assert window.row_filter_label.isVisible()
-    assert f"predicted_label = {LABELS[j]}" in window.row_filter_label.text()
+    assert window.table_panel.row_filter_label.isVisible()
+    assert f"predicted_label = {LABELS[j]}" in window.table_panel.row_filter_label.text()
     window.set_row_filter(None)
     assert model.rowCount() == 300
     # Export the report the CLI writes.
@@ -253,7 +258,7 @@ def test_export_labeled_table(qtbot, labeled_window, tmp_path, suffix):
     assert len(written) == 300
     np.testing.assert_allclose(
         written["prob_neutral"].to_numpy(dtype=float),
-        window.model.probs[:, 1],
+        window.session.results.probs[:, 1],
         rtol=1e-4,
         equal_nan=True,
     )
@@ -291,6 +296,6 @@ def test_export_to_read_only_place(qtbot, labeled_window, tmp_path):
     title, message = window.dialogs.errors[-1]
     assert title == "Could not export the table"
     assert "Cannot write" in message
-    assert window.model.labeled_count() == 300  # nothing lost
+    assert window.session.results.labeled_count() == 300  # nothing lost
     window.export_table(tmp_path / "labeled.xls")
     assert "choose one of" in window.dialogs.errors[-1][1]
