@@ -1,6 +1,7 @@
 """Drive the app through an analyst's session and save a PNG of each view.
 
-    xvfb-run -s "-screen 0 1600x1000x24" python spacy_bertcls_gui/screenshots.py PIPELINE --output screenshots/
+    xvfb-run -s "-screen 0 1280x800x24" python spacy_bertcls_gui/screenshots.py PIPELINE \
+        --output screenshots/ [--size 1280x800] [--dark]
 
 Opens the airline tweets (or ``--file``), labels every row, then saves: the labeled table, a
 filtered view, the details panel, Try a text, the evaluation (confusion matrix, PR curves),
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QItemSelectionModel, QSettings, QTimer
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 from spacy_bertcls_gui.main_window import MainWindow
@@ -51,6 +53,24 @@ def pause(ms: int) -> None:
     loop.exec()
 
 
+def use_dark_palette(app: QApplication) -> None:
+    """Fusion with a dark palette, as a dark desktop theme gives the app."""
+    app.setStyle("Fusion")
+    palette = QPalette()
+    dark, darker, text = QColor(45, 45, 48), QColor(30, 30, 30), QColor(230, 230, 230)
+    for role, color in (
+        (QPalette.ColorRole.Window, dark), (QPalette.ColorRole.Base, darker),
+        (QPalette.ColorRole.AlternateBase, dark), (QPalette.ColorRole.Button, dark),
+        (QPalette.ColorRole.Text, text), (QPalette.ColorRole.WindowText, text),
+        (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, dark),
+        (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor(42, 130, 218)),
+        (QPalette.ColorRole.HighlightedText, QColor(255, 255, 255)),
+        (QPalette.ColorRole.Link, QColor(110, 170, 255)),
+    ):  # fmt: skip
+        palette.setColor(role, color)
+    app.setPalette(palette)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pipeline", type=Path, help="a trained pipeline folder")
@@ -64,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--try-text", default="Flight was delayed two hours but the crew were lovely, thanks!"
     )
+    parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
+    parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style)")
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationDisplayName("bertcls")
+    if args.dark:
+        use_dark_palette(app)
     settings_dir = tempfile.mkdtemp(prefix="bertcls-gui-shots-")
     settings = QSettings(str(Path(settings_dir) / "settings.ini"), QSettings.Format.IniFormat)
     window = MainWindow(settings=settings)
@@ -76,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
     window._show_error = lambda title, message: errors.append((title, message))
     window._show_info = lambda title, message: None
     window._ask = lambda title, question: True
-    window.resize(1600, 1000)
+    width, height = (int(n) for n in args.size.lower().split("x"))
+    window.resize(width, height)
     window.show()
     pause(300)
 
