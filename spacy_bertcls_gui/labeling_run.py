@@ -61,6 +61,7 @@ class LabelingMixin:
         self._labeling = True
         self.progress.setRange(0, len(rows))
         self.progress.setValue(0)
+        self.progress.setFormat(f"0 / {len(rows):,} rows")  # Qt's %v / %m has no separators
         self.progress.show()
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
@@ -83,6 +84,7 @@ class LabelingMixin:
 
     def _on_progress(self, done: int, total: int, rate: float, left: float) -> None:
         self.progress.setValue(done)
+        self.progress.setFormat(f"{done:,} / {total:,} rows")
         self.speed_label.setText(f"{rate:,.0f} rows/s · {format_seconds(left)} left")
 
     def _on_labeling_finished(self) -> None:

@@ -52,6 +52,11 @@ from .window_layout import LayoutMixin
 from .workers import LabelWorker, TaskRunner
 
 APP_TITLE = "bertcls"
+#: Keyboard focus is visible on every panel Tab moves to (the style's own cue is faint).
+FOCUS_STYLE = (
+    "QTableView:focus, QTableWidget:focus, QLineEdit:focus, QPlainTextEdit:focus, "
+    "QComboBox:focus, QDoubleSpinBox:focus { border: 2px solid palette(highlight); }"
+)
 
 
 class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMainWindow):
@@ -74,6 +79,7 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
+        self.setStyleSheet(FOCUS_STYLE)
         self._build_ui()
         build_actions(self)
         build_menus(self)
@@ -131,7 +137,6 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self.rows_status = QLabel()
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(260)
-        self.progress.setFormat("%v / %m rows")
         self.progress.hide()
         self.speed_label = QLabel()
         self.cancel_button = QPushButton("Cancel")

@@ -130,6 +130,7 @@ def test_number_keys_accept_and_clear_with_auto_advance(qtbot, labeled_window):
     # The keys are shown in the UI.
     assert "1</b> negative" in window.detail_panel.keys_label.text()
     assert not window.table.tabKeyNavigation()  # Tab leaves the table for the next panel
+    assert "QTableView:focus" in window.styleSheet()  # and focus is drawn where it lands
 
 
 def test_bulk_label_the_shown_rows_asks_first(labeled_window):
@@ -339,3 +340,9 @@ def test_gold_wrong_only_filters_and_uncertainty_sorts(labeled_window):
     p = session.results.probs[session.visible_rows[:20]]
     entropy = -(p * np.log(p)).sum(axis=1)
     assert (np.diff(entropy) <= 1e-6).all()
+
+
+def test_numbers_in_the_status_bar_have_thousands_separators(window):
+    window._on_progress(1500, 14640, 135.0, 97.0)
+    assert window.progress.format() == "1,500 / 14,640 rows"
+    assert window.speed_label.text() == "135 rows/s · 1:37 left"
