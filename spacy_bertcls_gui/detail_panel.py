@@ -41,6 +41,7 @@ class DetailPanel(QWidget):
         self.gold_value = QLabel("—")
         self.correction_combo = QComboBox()
         self.correction_combo.setEnabled(False)
+        self.correction_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.correction_combo.activated.connect(self._on_correction)
         self.chart = ProbabilityChart()
         form = QFormLayout()

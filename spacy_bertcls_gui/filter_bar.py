@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -71,24 +72,31 @@ class FilterBar(QWidget):
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.setToolTip("Show every row again (Ctrl+Shift+X)")
 
-        layout = QHBoxLayout(self)
+        # Two rows: in one, the search box was squeezed to nothing at 1280 pixels.
+        which = QHBoxLayout()
+        which.addWidget(QLabel("predicted:"))
+        which.addWidget(self.label_filter)
+        which.addWidget(QLabel("gold:"))
+        which.addWidget(self.gold_filter)
+        which.addWidget(self.wrong_only)
+        which.addWidget(self.corrected_only)
+        which.addSpacing(6)
+        which.addWidget(QLabel("confidence:"))
+        which.addWidget(self.confidence_min)
+        which.addWidget(QLabel("to"))
+        which.addWidget(self.confidence_max)
+        which.addStretch(1)
+        find = QHBoxLayout()
+        self.search_edit.setMinimumWidth(200)
+        find.addWidget(self.search_edit, 1)
+        find.addWidget(self.least_confident_button)
+        find.addWidget(self.uncertainty)
+        find.addWidget(self.clear_button)
+        layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(QLabel("predicted:"))
-        layout.addWidget(self.label_filter)
-        layout.addWidget(QLabel("gold:"))
-        layout.addWidget(self.gold_filter)
-        layout.addWidget(self.wrong_only)
-        layout.addSpacing(6)
-        layout.addWidget(QLabel("confidence:"))
-        layout.addWidget(self.confidence_min)
-        layout.addWidget(QLabel("to"))
-        layout.addWidget(self.confidence_max)
-        layout.addSpacing(6)
-        layout.addWidget(self.search_edit, 1)
-        layout.addWidget(self.corrected_only)
-        layout.addWidget(self.least_confident_button)
-        layout.addWidget(self.uncertainty)
-        layout.addWidget(self.clear_button)
+        layout.setSpacing(2)
+        layout.addLayout(which)
+        layout.addLayout(find)
 
     def _label_combo(self, tip: str) -> QComboBox:
         combo = QComboBox()
