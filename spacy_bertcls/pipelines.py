@@ -16,6 +16,7 @@ from typing import Any
 import spacy
 
 from .errors import BertclsError
+from .fingerprint import training_fingerprint
 
 TEXTCAT_FACTORIES = ("bert_textcat", "textcat", "textcat_multilabel")
 SCORES_HEADING = "Dev-split scores of the saved model (nlp.meta['performance'])"
@@ -100,6 +101,9 @@ class PipelineInfo:
     #: The loss weight of each label as resolved at initialize (`bert_textcat`'s
     #: `class_weights_used`); None when unweighted or the classifier has no class weights.
     class_weights_used: dict[str, float] | None
+    #: How many distinct training texts the pipeline keeps a hash of (`fingerprint`), to warn
+    #: when it is evaluated on them; None when it keeps none (not `bert_textcat`, or older).
+    training_texts: int | None = None
     #: nlp.meta["performance"] (the dev-split scores `spacy train` stored), numbers only,
     #: nested keys joined by dots: "cats_f_per_type.<label>.f".
     scores: dict[str, float] = field(default_factory=dict)
@@ -123,6 +127,7 @@ class PipelineInfo:
             ("encoder", self.encoder or "— (no encoder setting)"),
             ("freeze_encoder", self._freeze_text()),
             ("class_weights_used", self._weights_text()),
+            ("training texts", self._training_texts_text()),
             ("spaCy", self.spacy_version or "—"),
         ]
 
@@ -151,6 +156,11 @@ class PipelineInfo:
         if self.freeze_encoder:
             return "true (frozen encoder: only the head was trained)"
         return "false (fine-tuned encoder)"
+
+    def _training_texts_text(self) -> str:
+        if not self.training_texts:
+            return "— (no fingerprint: trained-on rows cannot be told)"
+        return f"{self.training_texts:,} distinct (64-bit hashes, no text)"
 
     def _weights_text(self) -> str:
         if "class_weights" not in self.settings:
@@ -184,6 +194,7 @@ def pipeline_info(nlp: spacy.Language) -> PipelineInfo:
         encoder=None if encoder is None else str(encoder),
         freeze_encoder=freeze if isinstance(freeze, bool) else None,
         class_weights_used=dict(weights) if isinstance(weights, dict) else None,
+        training_texts=len(training_fingerprint(nlp)) or None,
         scores={
             key: value
             for key, value in performance.items()

@@ -13,7 +13,7 @@ from matplotlib import colormaps
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -217,7 +217,10 @@ class EvaluationPanel(QWidget):
             f"weighted F1 {result.weighted['f1']:.3f} · "
             f"{result.n_evaluated:,} rows evaluated against <b>{e(evaluation.gold_column)}</b>"
         ]
-        lines += [f"<span style='color:#8a6d00'>{e(note)}</span>" for note in result.notes()]
+        # Dark amber on a light window, light amber on a dark one: readable in both themes.
+        dark = self.palette().color(QPalette.ColorRole.Window).lightnessF() < 0.5
+        amber = "#f0c674" if dark else "#8a6d00"
+        lines += [f"<span style='color:{amber}'>⚠ {e(note)}</span>" for note in result.notes()]
         self.summary.setText("<br>".join(lines))
         self._fill_metrics(result)
         self.confusion.set_result(result)

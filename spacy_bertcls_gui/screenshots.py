@@ -68,6 +68,11 @@ def use_dark_palette(app: QApplication) -> None:
         (QPalette.ColorRole.Link, QColor(110, 170, 255)),
     ):  # fmt: skip
         palette.setColor(role, color)
+    grey = QColor(130, 130, 130)
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText,
+                 QPalette.ColorRole.ButtonText):  # fmt: skip
+        palette.setColor(QPalette.ColorGroup.Disabled, role, grey)
+    palette.setColor(QPalette.ColorRole.PlaceholderText, QColor(150, 150, 150))
     app.setPalette(palette)
 
 

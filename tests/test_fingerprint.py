@@ -244,3 +244,11 @@ def test_the_app_session_marks_and_warns_about_rows_trained_on(pipeline):
     notes = " ".join(evaluation.result.notes())
     assert "3 of 9 evaluated rows" in notes and "Held-out rows only (6)" in notes
     assert evaluation.details["trained-on rows"].startswith("3 of 9")
+
+
+def test_pipeline_info_says_how_many_training_texts_it_knows(pipeline):
+    from spacy_bertcls.pipelines import load_pipeline, pipeline_info
+
+    info = pipeline_info(load_pipeline(pipeline))
+    assert info.training_texts == len(set(TRAIN_TEXTS))
+    assert dict(info.facts())["training texts"].startswith(f"{len(set(TRAIN_TEXTS))} distinct")
