@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
-from thinc.api import ArgsKwargs, Model
+from thinc.api import ArgsKwargs, Model, PyTorchGradScaler
 from thinc.types import Floats2d
 from thinc.util import torch2xp, xp2torch
 
@@ -155,6 +155,19 @@ def set_dropout(model: Model, rate: float) -> None:
     shim = get_shim(model)
     if shim.is_built:
         shim.module.set_head_dropout(rate)
+
+
+def set_mixed_precision(model: Model, enabled: bool) -> bool:
+    """Turn the encoder's CUDA autocast on or off in a built network, as the
+    ``mixed_precision`` setting does when the network is built (it only takes effect on a
+    GPU). Returns whether it is on now."""
+    shim = get_shim(model)
+    shim.cfg["mixed_precision"] = enabled
+    on = bool(enabled) and shim.device.type == "cuda"
+    shim._mixed_precision = on
+    shim._grad_scaler = PyTorchGradScaler(enabled=on, **(shim.cfg.get("grad_scaler_config") or {}))
+    shim._grad_scaler.to_(shim.device)
+    return on
 
 
 def save_model(model: Model, path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The ``bertcls`` command line: convert, train, label, evaluate, info, convert-encoder, gui.
+"""The ``bertcls`` command line: convert, train, label, evaluate, info, convert-encoder,
+pretrain, optimize, gui.
 
 Each command is a thin layer over the library functions the desktop app calls too; a
 ``BertclsError`` is printed as a message (exit code 1), anything else keeps its traceback.
@@ -6,9 +7,7 @@ Each command is a thin layer over the library functions the desktop app calls to
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -18,7 +17,15 @@ from typing import Any
 
 import typer
 
+from .devices import check_gpu
 from .errors import BertclsError
+from .training import (
+    bert_textcat_sections,
+    check_training_output,
+    eval_frequency_for_short_runs,
+    training_data_paths,
+    training_overrides,
+)
 
 app = typer.Typer(
     name="bertcls",
@@ -155,7 +162,7 @@ def train(
         raise BertclsError(f"Config file {config} does not exist.")
     sections = bert_textcat_sections(config)
     overrides.update(training_overrides(freeze_encoder, class_weights, encoder, sections))
-    check_gpu(gpu_id)
+    check_gpu(gpu_id, option="--gpu-id", task="train")
     corpora = training_data_paths(config, overrides)
     check_training_output(output, {"the config": config, **corpora})
     if "training.eval_frequency" not in overrides:
@@ -166,212 +173,6 @@ def train(
     with disk_full_errors(output / "model-last"):
         spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
     typer.echo(f"Trained pipeline: {output / 'model-best'}")
-
-
-def check_gpu(gpu_id: int) -> None:
-    """Raise BertclsError unless GPU ``gpu_id`` can train (nothing to check for -1, the CPU).
-
-    spaCy would fail later with a traceback ("Cannot use GPU, CuPy is not installed").
-    """
-    if gpu_id < 0:
-        return
-    import torch
-
-    cuda = torch.version.cuda
-    if not torch.cuda.is_available():
-        why = (
-            "no NVIDIA GPU with a working driver was found"
-            if cuda
-            else "the installed torch is a CPU-only build"
-        )
-        raise BertclsError(
-            f"--gpu-id {gpu_id}: cannot train on a GPU: {why}. On a machine with an NVIDIA GPU, "
-            "install a CUDA build of torch (https://pytorch.org/get-started/locally/) and CuPy "
-            "for that CUDA version (e.g. cupy-cuda12x), or pass --gpu-id -1 to train on the CPU."
-        )
-    count = torch.cuda.device_count()
-    if gpu_id >= count:
-        raise BertclsError(
-            f"--gpu-id {gpu_id}: this machine has {count} GPU(s), numbered from 0 to {count - 1}."
-        )
-    if importlib.util.find_spec("cupy") is None:
-        package = f"cupy-cuda{cuda.split('.')[0]}x" if cuda else "cupy-cuda12x"
-        raise BertclsError(
-            f"--gpu-id {gpu_id}: spaCy needs CuPy to train on a GPU, and it is not installed. "
-            f"Install the CuPy package matching torch's CUDA {cuda}: pip install {package}. "
-            "Or pass --gpu-id -1 to train on the CPU."
-        )
-
-
-def training_data_paths(config: Path, overrides: dict[str, Any]) -> dict[str, Path]:
-    """The --paths.train and --paths.dev corpora that the config reads; each must exist."""
-    from spacy.util import load_config
-
-    paths = load_config(config, overrides=overrides, interpolate=False).get("paths", {})
-    found = {}
-    for name in ("train", "dev"):
-        value = paths.get(name)
-        if value is None or str(value).strip() in ("", "null", "None"):
-            raise BertclsError(
-                f"No {name} data: pass --paths.{name} corpus/{name}.spacy (or set [paths] "
-                f"{name} in {config}). Make the .spacy files from a labeled table with "
-                "`bertcls convert TABLE --text-column ... --label-column ... --output corpus`."
-            )
-        path = Path(str(value))
-        if "${" not in str(value) and not path.exists():
-            raise BertclsError(
-                f"The {name} data {path} (--paths.{name}) does not exist. Make it from a labeled "
-                "table with `bertcls convert TABLE --text-column ... --label-column ... --output "
-                f"{path.parent}`, which writes train.spacy, dev.spacy and test.spacy."
-            )
-        found[f"--paths.{name}"] = path
-    return found
-
-
-def check_training_output(output: Path, inputs: dict[str, Path]) -> None:
-    """Raise BertclsError if --output is a file, or if training would write over an input.
-
-    Training writes the pipelines model-last and model-best into --output, replacing them.
-    """
-    from .outputs import check_output_folder
-
-    written = [output.resolve()] + [(output / name).resolve() for name in MODEL_DIRS]
-    for name, path in inputs.items():
-        target = path.resolve()
-        if target in written or any(folder in target.parents for folder in written[1:]):
-            raise BertclsError(
-                f"--output {output}: training writes {' and '.join(MODEL_DIRS)} there, which "
-                f"would overwrite {name} {path}. Choose another --output."
-            )
-    check_output_folder(output, option="--output")
-
-
-MODEL_DIRS = ("model-last", "model-best")
-
-
-def eval_frequency_for_short_runs(
-    config: Path, overrides: dict[str, Any]
-) -> tuple[int | None, str]:
-    """A smaller eval_frequency when training ends before its first evaluation after step 0.
-
-    spaCy evaluates (and saves model-best) only every eval_frequency steps, starting after the
-    first step; a run shorter than eval_frequency would keep that barely trained model as
-    model-best. Here training is evaluated about ten times instead. Returns (None, "") when
-    the config's value is fine or the run length cannot be known (batch size schedules, no
-    epoch limit, a training file that is not a .spacy file).
-    """
-    from spacy.tokens import DocBin
-    from spacy.util import load_config
-
-    cfg = load_config(config, overrides=overrides, interpolate=True)
-    training = cfg["training"]
-    size = training.get("batcher", {}).get("size")
-    train_path = cfg.get("paths", {}).get("train")
-    max_epochs, max_steps = training.get("max_epochs", 0), training.get("max_steps", 0)
-    if not isinstance(size, int) or not train_path or max_epochs <= 0:
-        return None, ""
-    if not str(train_path).endswith(".spacy") or not Path(train_path).is_file():
-        return None, ""
-    n_train = len(DocBin().from_disk(train_path))
-    steps_per_epoch = max(1, -(-n_train // size))
-    total = max_epochs * steps_per_epoch
-    if max_steps > 0:
-        total = min(total, max_steps)
-    frequency = training["eval_frequency"]
-    if total >= frequency:
-        return None, ""
-    new = max(1, -(-total // 10))  # about ten evaluations, the last within the final tenth
-    return new, (
-        f"Training takes about {total} steps ({n_train:,} texts, batches of {size}, "
-        f"{max_epochs} epochs), fewer than eval_frequency = {frequency}: evaluating every "
-        f"{new} steps instead, so that model-best is a trained model. Pass "
-        "--training.eval_frequency to choose."
-    )
-
-
-def bert_textcat_sections(config: Path) -> list[str]:
-    """The config sections of the components made by the bert_textcat factory, whatever they
-    are called (``components.bert_textcat``, ``components.sentiment``, ...)."""
-    from spacy.util import load_config
-
-    components = load_config(config, interpolate=False).get("components", {})
-    return [
-        f"components.{name}"
-        for name, block in components.items()
-        if isinstance(block, dict) and block.get("factory") == "bert_textcat"
-    ]
-
-
-def training_overrides(
-    freeze_encoder: str, class_weights: str, encoder: str, sections: list[str]
-) -> dict[str, Any]:
-    """Config overrides of every bert_textcat component's settings (``sections``, from
-    ``bert_textcat_sections``); "auto" leaves the config's value."""
-    settings: dict[str, Any] = {}
-    freeze = freeze_encoder.strip().lower()
-    if freeze in ("true", "1", "yes"):
-        settings["freeze_encoder"] = True
-    elif freeze in ("false", "0", "no"):
-        settings["freeze_encoder"] = False
-    elif freeze != "auto":
-        raise BertclsError(f"--freeze-encoder {freeze_encoder!r}: use true, false or auto.")
-    if class_weights != "auto":
-        settings["class_weights"] = parse_class_weights(class_weights)
-    if encoder != "auto":
-        settings["model.encoder"] = encoder
-    if settings and not sections:
-        options = ("--freeze-encoder", "--class-weights", "--encoder")
-        raise BertclsError(
-            f"{', '.join(options)} set bert_textcat settings, but the config has no component "
-            'made by factory = "bert_textcat". Leave them at auto, or add the component.'
-        )
-    return {f"{section}.{key}": value for section in sections for key, value in settings.items()}
-
-
-def parse_class_weights(value: str) -> str | dict[str, float] | None:
-    """ "balanced", "none"/"null", JSON, or "spam=3,ham=1" -> the class_weights setting.
-
-    Every weight must be a finite number above 0 (a NaN, infinite, zero or negative weight
-    would wreck or silently disable the loss).
-    """
-    value = value.strip()
-    usage = (
-        f"--class-weights {value!r}: use balanced, none, or label=weight pairs such as spam=3,ham=1"
-    )
-    if value.lower() == "balanced":
-        return "balanced"
-    if value.lower() in ("none", "null", ""):
-        return None
-    if value.startswith("{"):
-        try:
-            weights = json.loads(value)
-        except json.JSONDecodeError as error:
-            raise BertclsError(f"--class-weights {value!r} is not valid JSON: {error}") from None
-        if not isinstance(weights, dict):
-            raise BertclsError(f"{usage}, or a JSON object.")
-        pairs = list(weights.items())
-    else:
-        pairs = []
-        for part in value.split(","):
-            label, sep, weight = part.partition("=")
-            if not sep or not label.strip():
-                raise BertclsError(f"{usage}.")
-            try:
-                pairs.append((label.strip(), float(weight)))
-            except ValueError:
-                raise BertclsError(f"{usage}; {weight.strip()!r} is not a number.") from None
-    result: dict[str, float] = {}
-    for label, weight in pairs:
-        number = isinstance(weight, int | float) and not isinstance(weight, bool)
-        if not number or not math.isfinite(weight) or weight <= 0:
-            raise BertclsError(
-                f"--class-weights: the weight of {label!r} is {weight!r}; a weight must be a "
-                "number above 0, such as spam=3,ham=1."
-            )
-        if label in result:
-            raise BertclsError(f"--class-weights {value!r} gives {label!r} twice.")
-        result[label] = float(weight)
-    return result
 
 
 @app.command()
@@ -388,8 +189,17 @@ def label(
     ),
     sheet: str | None = SheetOption,
     encoding: str | None = EncodingOption,
+    device: int = typer.Option(
+        -1, "--device", "--gpu-id", min=-1, help="GPU to label on (0 the first); -1 the CPU."
+    ),
+    mixed_precision: bool = typer.Option(
+        False,
+        "--mixed-precision",
+        help="Run the encoder in float16 autocast (GPU only; sets the model's mixed_precision).",
+    ),
 ) -> None:
     """Add predicted_label, confidence and prob_<label> columns to every row of a table."""
+    from .devices import CPU, check_pipeline_device, use_device, use_mixed_precision
     from .labeling import label_file
     from .outputs import (
         check_not_same_file,
@@ -404,7 +214,19 @@ def label(
     check_output_file(out, option="--out", example=f"{file.stem}_labeled{file.suffix}")
     if out.exists() and not overwrite:
         raise BertclsError(f"{out} exists already. Pass --overwrite to replace it.")
+    if mixed_precision and device == CPU:
+        raise BertclsError(
+            "--mixed-precision runs the encoder in float16 on a GPU and does nothing on the CPU: "
+            "add --device 0 (or another GPU), or leave it out."
+        )
+    # spaCy's order: choose the device first, then load (the pipeline's weights go there).
+    where = use_device(device)
     nlp = load_pipeline(pipeline)
+    check_pipeline_device(nlp, device)
+    if mixed_precision:
+        use_mixed_precision(nlp)
+    if device != CPU:
+        typer.echo(f"Labeling on {where}{' with mixed precision' if mixed_precision else ''}")
     with progress_bar("Labeling") as report, disk_full_errors(out):
         summary = label_file(
             nlp,
@@ -573,6 +395,154 @@ def convert_encoder_command(
 
     written = convert_encoder(source, dest)
     typer.echo(f"wrote {written} (model.safetensors and tokenizer); use it as the encoder")
+
+
+@app.command()
+@user_errors
+def pretrain(
+    data: Path = typer.Argument(
+        ...,
+        help="Texts: a table (CSV, TSV, Excel, Parquet, JSONL), a .txt file (one text per "
+        "line) or a .spacy file from convert (never test.spacy).",
+    ),
+    text_column: str = typer.Option("text", "--text-column", help="Column holding the texts."),
+    extra_unlabeled: list[Path] | None = typer.Option(
+        None, "--extra-unlabeled", help="More files of texts (same formats); repeatable."
+    ),
+    exclude: list[Path] | None = typer.Option(
+        None,
+        "--exclude",
+        help="Files whose texts are never pre-trained on: the test split, e.g. "
+        "corpus/test.spacy; repeatable.",
+    ),
+    out: Path = typer.Option(
+        ..., "--out", help="Run folder: checkpoints/ while it runs, encoder/ at the end."
+    ),
+    encoder: str | None = typer.Option(
+        None, "--encoder", help="Encoder to start from (default: the embedded MiniLM-L6)."
+    ),
+    whole_word: bool = typer.Option(
+        False, "--whole-word", help="Mask whole words instead of word pieces (WordPiece only)."
+    ),
+    max_steps: int = typer.Option(1000, "--max-steps", min=1, help="Steps, head warm-up included."),
+    batch_size: int = typer.Option(32, "--batch-size", min=1, help="Texts per step."),
+    learn_rate: float = typer.Option(5e-5, "--learn-rate", help="Peak learning rate (AdamW)."),
+    head_warmup_steps: int = typer.Option(
+        0, "--head-warmup-steps", min=0, help="First steps that train a new MLM head alone."
+    ),
+    max_length: int = typer.Option(
+        128, "--max-length", min=4, help="Word pieces per sequence; longer texts are cut."
+    ),
+    heldout: float = typer.Option(
+        0.05,
+        "--heldout",
+        parser=split_fraction,
+        metavar="FLOAT",
+        help="Fraction of the texts held out for the loss/perplexity before and after.",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of split, batches, masks, dropout."),
+    gpu_id: int = typer.Option(
+        -1, "--device", "--gpu-id", min=-1, help="GPU to pre-train on (0 the first); -1 the CPU."
+    ),
+    resume: str = typer.Option(
+        "auto", "--resume", help="auto (latest checkpoint in --out), no, or a checkpoint folder."
+    ),
+    checkpoint_every: int = typer.Option(
+        100, "--checkpoint-every", min=1, help="Steps between checkpoints."
+    ),
+    keep_checkpoints: bool = typer.Option(
+        False, "--keep-checkpoints", help="Keep the last checkpoint when the encoder is written."
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUT/encoder."),
+    sheet: str | None = SheetOption,
+    encoding: str | None = EncodingOption,
+) -> None:
+    """Continue masked-language-model training of the encoder on your texts (domain-adaptive
+    pre-training) and write OUT/encoder, to use as the encoder of a classifier.
+
+    Ctrl+C stops after the current step with a checkpoint; the same command continues it.
+    """
+    from .encoder import DEFAULT_ENCODER
+    from .pretrain import (
+        PretrainSettings,
+        check_pretrain_output,
+        pretrain_encoder,
+        read_pretrain_texts,
+        stop_requests,
+    )
+
+    files = [data, *(extra_unlabeled or [])]
+    check_pretrain_output(out, inputs=[*files, *(exclude or [])], overwrite=overwrite)
+    settings = PretrainSettings(
+        encoder=encoder or DEFAULT_ENCODER,
+        whole_word=whole_word,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learn_rate=learn_rate,
+        head_warmup_steps=head_warmup_steps,
+        max_length=max_length,
+        heldout=heldout,
+        seed=seed,
+        gpu_id=gpu_id,
+        checkpoint_every=checkpoint_every,
+        keep_checkpoints=keep_checkpoints,
+    )
+    settings.check()
+    texts = read_pretrain_texts(
+        files,
+        text_column=text_column,
+        exclude=exclude or [],
+        sheet=parse_sheet(sheet),
+        encoding=encoding,
+    )
+    typer.echo(f"Texts to pre-train on:\n{texts.format()}")
+    shown = [0.0]
+
+    def report(state) -> None:
+        if state.step in (1, state.max_steps) or time.monotonic() - shown[0] >= 15:
+            shown[0] = time.monotonic()
+            typer.echo(state.format())
+
+    with stop_requests(notice=lambda text: typer.echo(f"\n{text}", err=True)) as stop:
+        result = pretrain_encoder(
+            texts.texts,
+            out,
+            settings,
+            resume=resume,
+            overwrite=overwrite,
+            progress=report,
+            log=typer.echo,
+            should_stop=stop,
+        )
+    typer.echo(result.format())
+    if result.stopped:
+        raise typer.Exit(130)
+
+
+@app.command()
+@user_errors
+def optimize(
+    pipeline: Path = typer.Argument(..., help="Trained pipeline directory (training/model-best)."),
+    out: Path = typer.Option(
+        ..., "--out", help="Folder for the optimized pipeline (new or empty)."
+    ),
+    quantize: str = typer.Option(
+        "none",
+        "--quantize",
+        help="none (float32: the pipeline's predictions) or int8 (matrix products in int8: "
+        "faster, but some predictions change; measure with `bertcls evaluate`).",
+    ),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+) -> None:
+    """Write a copy of a pipeline for fast CPU prediction: its encoder exported to ONNX and
+    run by ONNX Runtime (fused, optionally int8). Load it like any pipeline; it predicts only.
+
+    Needs onnxruntime and onnx (the package's 'fast' extra).
+    """
+    from .optimize import optimize_pipeline
+
+    summary = optimize_pipeline(pipeline, out, quantize=quantize, overwrite=overwrite)
+    typer.echo(summary.format())
 
 
 @app.command()

@@ -11,13 +11,13 @@ from conftest import HAM, ROOT, SPAM
 from spacy.training import Example
 from typer.testing import CliRunner
 
-from spacy_bertcls.cli import (
-    app,
+from spacy_bertcls.cli import app
+from spacy_bertcls.pipelines import SCORES_HEADING, load_pipeline, pipeline_info
+from spacy_bertcls.training import (
     bert_textcat_sections,
     parse_class_weights,
     training_overrides,
 )
-from spacy_bertcls.pipelines import SCORES_HEADING, load_pipeline, pipeline_info
 
 runner = CliRunner()
 
@@ -70,7 +70,9 @@ def table(tmp_path):
 
 
 def test_help_on_every_command():
-    for command in ("convert", "train", "label", "evaluate", "info", "convert-encoder", "gui"):
+    commands = ("convert", "train", "label", "evaluate", "info", "convert-encoder", "gui",
+                "optimize", "pretrain")  # fmt: skip
+    for command in commands:
         result = invoke(command, "--help")
         assert result.exit_code == 0 and "Usage" in result.output
 
@@ -239,7 +241,7 @@ def test_train_with_a_project_config(tiny_encoder, tmp_path):
 def test_short_training_runs_evaluate_before_they_end(tmp_path):
     from spacy.tokens import DocBin
 
-    from spacy_bertcls.cli import eval_frequency_for_short_runs
+    from spacy_bertcls.training import eval_frequency_for_short_runs
 
     nlp = spacy.blank("en")
     docs = DocBin(docs=[nlp.make_doc(t) for t in (HAM + SPAM) * 10])  # 180 texts

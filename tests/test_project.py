@@ -110,3 +110,19 @@ def test_project_runs_all_and_packages(sms_file, tmp_path):
     out = subprocess.run(package, capture_output=True, text=True, cwd=project)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "spacy.load('en_ci_demo') works" in out.stdout
+
+
+def test_every_package_is_listed_for_the_wheel():
+    """pyproject lists packages by hand; a package left out works editable but not installed."""
+    import tomllib
+
+    root = Path(__file__).resolve().parents[1]
+    listed = set(
+        tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    found = {
+        ".".join(init.parent.relative_to(root).parts)
+        for top in ("spacy_bertcls", "spacy_bertcls_gui")
+        for init in (root / top).rglob("__init__.py")
+    }
+    assert found == listed
