@@ -47,6 +47,7 @@ from .shim import (
     SHAPE_SETTINGS,
     BertClassifierShim,
     check_head_fits,
+    read_model_dir_info,
 )
 from .torch_modules import BertClassifierModule, make_head
 
@@ -259,19 +260,12 @@ class OnnxBertClassifierShim(BertClassifierShim):
         return info
 
     def from_disk(self, path: Path) -> OnnxBertClassifierShim:
-        for needed in (ENCODER_DIR, HEAD_FILE, CLASSIFIER_FILE):
-            if not (path / needed).exists():
-                raise BertclsError(
-                    f"The optimized bert_textcat model directory {path} is incomplete: {needed} "
-                    "is missing. Copy the pipeline again, or run `bertcls optimize` again."
-                )
-        info = read_json_file(path / CLASSIFIER_FILE)
-        n_labels = info.get("n_labels") if isinstance(info, dict) else None
-        if type(n_labels) is not int or n_labels < 1:
-            raise BertclsError(
-                f"{path / CLASSIFIER_FILE} is damaged: it has no n_labels (a positive whole "
-                f"number) but {n_labels!r}. Copy the pipeline again."
-            )
+        info = read_model_dir_info(
+            path,
+            what="optimized bert_textcat model",
+            fix="Copy the pipeline again, or run `bertcls optimize` again.",
+        )
+        n_labels = info["n_labels"]
         if info.get("encoder_format") != "onnx":
             raise BertclsError(
                 f"{path} holds a PyTorch encoder, but the config's architecture is "

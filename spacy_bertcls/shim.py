@@ -212,19 +212,10 @@ class BertClassifierShim(PyTorchShim):
 
     def from_disk(self, path: Path) -> BertClassifierShim:
         """Rebuild encoder, tokenizer and head from a directory written by ``to_disk``."""
-        for needed in (ENCODER_DIR, HEAD_FILE, CLASSIFIER_FILE):
-            if not (path / needed).exists():
-                raise BertclsError(
-                    f"The bert_textcat model directory {path} is incomplete: {needed} is "
-                    "missing. Save the pipeline again with nlp.to_disk()."
-                )
-        info = read_json_file(path / CLASSIFIER_FILE)
-        n_labels = info.get("n_labels") if isinstance(info, dict) else None
-        if type(n_labels) is not int or n_labels < 1:
-            raise BertclsError(
-                f"{path / CLASSIFIER_FILE} is damaged: it has no n_labels (a positive whole "
-                f"number) but {n_labels!r}. Copy the pipeline again, or save it again."
-            )
+        info = read_model_dir_info(
+            path, what="bert_textcat model", fix="Copy the pipeline again, or save it again."
+        )
+        n_labels = info["n_labels"]
         for key in SHAPE_SETTINGS:
             saved = info.get(key, SHAPE_SETTINGS_BEFORE.get(key))
             if saved != self.cfg[key]:
@@ -297,3 +288,22 @@ def update_in_place(param: torch.Tensor, weights: Any) -> None:
     if new.data_ptr() != param.data_ptr():
         with torch.no_grad():
             param.copy_(new)
+
+
+def read_model_dir_info(path: Path, *, what: str, fix: str) -> dict[str, Any]:
+    """``classifier.json`` of a saved model directory, once the directory is complete and
+    ``n_labels`` a positive whole number; ``what`` names the directory, ``fix`` says what to
+    do otherwise. The PyTorch shim and the ONNX one read their directories alike."""
+    for needed in (ENCODER_DIR, HEAD_FILE, CLASSIFIER_FILE):
+        if not (path / needed).exists():
+            raise BertclsError(
+                f"The {what} directory {path} is incomplete: {needed} is missing. {fix}"
+            )
+    info = read_json_file(path / CLASSIFIER_FILE)
+    n_labels = info.get("n_labels") if isinstance(info, dict) else None
+    if type(n_labels) is not int or n_labels < 1:
+        raise BertclsError(
+            f"{path / CLASSIFIER_FILE} is damaged: it has no n_labels (a positive whole number) "
+            f"but {n_labels!r}. {fix}"
+        )
+    return info
