@@ -49,7 +49,7 @@ from .shim import (
     check_head_fits,
     read_model_dir_info,
 )
-from .torch_modules import BertClassifierModule, make_head
+from .torch_modules import BertClassifierModule
 
 ONNX_FILE = "model.onnx"
 QUANTIZE_CHOICES = ("none", "int8")
@@ -212,16 +212,7 @@ class OnnxBertClassifierShim(BertClassifierShim):
     """``BertClassifierShim`` that loads and saves the encoder as ``encoder/model.onnx``."""
 
     def build_onnx(self, encoder: OnnxEncoder, tokenizer: Any, n_labels: int) -> None:
-        cfg = self.cfg
-        width = encoder.config.hidden_size * len(cfg["layers"])
-        head = make_head(cfg["head"], width, n_labels, cfg["hidden_width"], cfg["dropout"])
-        module = OnnxBertClassifierModule(
-            encoder,
-            head,
-            pooling=cfg["pooling"],
-            layers=cfg["layers"],
-            window_pooling=cfg["window_pooling"],
-        )
+        module = self.make_module(OnnxBertClassifierModule, encoder, n_labels)
         # ONNX Runtime runs on the CPU here; the head follows the current device (a GPU after
         # spacy.require_gpu()), and encode() moves the pooled vectors to it.
         from thinc.api import get_torch_default_device

@@ -87,15 +87,7 @@ class BertClassifierShim(PyTorchShim):
                 f"layers = {cfg['layers']} names {bad}, but the encoder has {n_layers} layers "
                 f"(0 is the embeddings, {n_layers} or -1 the last layer)."
             )
-        width = encoder.config.hidden_size * len(cfg["layers"])
-        head = make_head(cfg["head"], width, n_labels, cfg["hidden_width"], cfg["dropout"])
-        module = BertClassifierModule(
-            encoder,
-            head,
-            pooling=cfg["pooling"],
-            layers=cfg["layers"],
-            window_pooling=cfg["window_pooling"],
-        )
+        module = self.make_module(BertClassifierModule, encoder, n_labels)
         module.freeze(cfg["freeze_encoder"])
         device = get_torch_default_device()
         self._model = module.to(device)
@@ -109,6 +101,20 @@ class BertClassifierShim(PyTorchShim):
         )
         self._grad_scaler.to_(device)
         self._trainable = None
+
+    def make_module(self, module_class: type, encoder: Any, n_labels: int) -> Any:
+        """``module_class`` (the PyTorch or the ONNX classifier module) over ``encoder`` with a
+        fresh head for ``n_labels`` labels, shaped by the config."""
+        cfg = self.cfg
+        width = encoder.config.hidden_size * len(cfg["layers"])
+        head = make_head(cfg["head"], width, n_labels, cfg["hidden_width"], cfg["dropout"])
+        return module_class(
+            encoder,
+            head,
+            pooling=cfg["pooling"],
+            layers=cfg["layers"],
+            window_pooling=cfg["window_pooling"],
+        )
 
     @property
     def mixed_precision(self) -> bool:

@@ -88,11 +88,15 @@ class LabeledTableModel(QAbstractTableModel):
         self.update_colours()
         events = session.events
         events.table_about_to_reset.connect(self.beginResetModel)
-        events.table_reset.connect(self.endResetModel)
+        events.table_reset.connect(self._end_reset)
         events.order_about_to_change.connect(self._order_about_to_change)
         events.order_changed.connect(self._order_changed)
         events.predictions_changed.connect(lambda rows: self._columns_changed())
         events.corrections_changed.connect(self._rows_changed)
+        # Which rows are wrong, kept as the session's mask (its rule, computed once per change
+        # rather than per painted cell).
+        self._wrong = session.wrong_rows()
+        events.columns_changed.connect(self._update_wrong)
 
     def update_colours(self, palette: QPalette | None = None) -> None:
         """Derive the row colours from the application's palette (call on a theme change)."""
@@ -277,11 +281,14 @@ class LabeledTableModel(QAbstractTableModel):
         return CORRECTED_MARK + results.labels[code] if code >= 0 else ""
 
     def _is_wrong(self, row: int) -> bool:
-        codes = self.session.gold_codes
-        if codes is None:
-            return False
-        predicted = self.session.results.predicted[row]
-        return predicted >= 0 and codes[row] >= 0 and codes[row] != predicted
+        return bool(self._wrong[row])
+
+    def _end_reset(self) -> None:
+        self._update_wrong()
+        self.endResetModel()
+
+    def _update_wrong(self) -> None:
+        self._wrong = self.session.wrong_rows()
 
     def _order_about_to_change(self) -> None:
         self.layoutAboutToBeChanged.emit()
@@ -299,6 +306,7 @@ class LabeledTableModel(QAbstractTableModel):
         self.layoutChanged.emit()
 
     def _columns_changed(self) -> None:
+        self._update_wrong()
         columns = self.session.layout.prediction_positions()
         if columns and self.rowCount():
             self.dataChanged.emit(

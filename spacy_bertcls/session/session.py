@@ -96,18 +96,19 @@ class Evaluation:
 
 def run_evaluation(
     gold: list, probs: np.ndarray, labels: list[str], texts: list[str], rows: np.ndarray,
-    gold_column: str, first_row: int = 2, nlp: Language | None = None,
+    gold_column: str, first_row: int = 2, trained: np.ndarray | None = None,
 ) -> Evaluation:  # fmt: skip
     """Evaluate and draw the figures; safe on a worker thread (the plots avoid pyplot).
 
     first_row: the number a spreadsheet shows for file row 0, for the report's rows.
-    nlp: the pipeline, to warn about rows it was trained on (as ``bertcls evaluate`` does).
+    trained: per row, whether the pipeline was trained on its text, to warn as
+        ``bertcls evaluate`` does (``Session.trained_rows``).
     """
     numbers = row_numbers(first_row, rows)
     result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
     details = {}
-    if nlp is not None:
-        details = warn_trained_on(result, trained_on(nlp, texts), gold, probs, labels, texts)
+    if trained is not None:
+        details = warn_trained_on(result, trained, gold, probs, labels, texts)
     figures = plot_pr_curves(result), plot_reliability(result)
     return Evaluation(result, rows, gold_column, *figures, details=details)
 
@@ -274,7 +275,9 @@ class Session:
     ) -> int:
         """Show a newly read file. ``keep_results`` carries predictions and corrections over to
         rows whose text is unchanged (a reload); returns how many rows kept them."""
-        old_results, old_keys = self.results, self._text_keys()
+        old_results = self.results
+        # Rows are found again by the hash of their text, as session files find them.
+        old_keys = self.row_keys() if keep_results and self.text_column else None
         old_gold, unexported = self.gold_column, self.has_unexported_corrections()
         columns = [str(column) for column in frame.columns]
         if text_column not in columns:
@@ -292,8 +295,10 @@ class Session:
                 self.gold_column = guess_gold_column(self.frame, self.labels, self.text_column)
             self.gold_codes = self._gold_codes()
             self._update_layout()
-            if keep_results and old_keys is not None and self.text_column is not None:
-                restored = self.results.take_over(old_results, old_keys, self._text_keys())
+            if old_keys is not None and self.text_column is not None:
+                restored = self.results.take_over(
+                    old_results, pd.Series(old_keys), pd.Series(self.row_keys())
+                )
             self.row_filter, self.sort = RowFilter(), None
             self.evaluation = None
             self._exported_version = -1 if unexported else self.results.corrections_version
@@ -439,7 +444,7 @@ class Session:
         texts = text_values(self.frame[self.text_column].iloc[rows])
         probs = self.results.probs[rows].copy()
         return (gold, probs, self.labels, texts, rows, self.gold_column, self.first_row_number,
-                self.nlp)  # fmt: skip
+                self.trained_rows()[rows])  # fmt: skip
 
     def set_evaluation(self, evaluation: Evaluation | None) -> None:
         self.evaluation = evaluation
@@ -543,8 +548,3 @@ class Session:
         if not self.gold_column or self.gold_column not in self.frame.columns or not self.labels:
             return None
         return self.results.codes_of(self.frame[self.gold_column].tolist())
-
-    def _text_keys(self) -> pd.Series | None:
-        if self.text_column is None or self.text_column not in self.frame.columns:
-            return None
-        return self.frame[self.text_column].astype("str").fillna("")
