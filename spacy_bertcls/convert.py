@@ -245,7 +245,7 @@ def _kept_rows(
     kept_labels: list[list[str]] = []
     dropped = {EMPTY_TEXT: 0, EMPTY_LABEL: 0}
     for text, cell in zip(texts, label_cells):
-        labels = _split_labels(cell, sep)
+        labels = split_labels(cell, sep)
         if not text.strip():
             dropped[EMPTY_TEXT] += 1
         elif not labels:
@@ -256,7 +256,8 @@ def _kept_rows(
     return kept_texts, kept_labels, dropped
 
 
-def _split_labels(cell: object, sep: str | None) -> list[str]:
+def split_labels(cell: object, sep: str | None) -> list[str]:
+    """The labels of one label cell: one (None `sep`), or those `sep` separates; none if blank."""
     if sep is None:
         label = label_text(cell)
         return [label] if label else []

@@ -22,9 +22,13 @@ assigns `doc.cats`). The path of the data, and who calls what:
 * `spacy_bertcls.evaluation.files.evaluate_file` runs `predict_proba` on a table (or a
   `.spacy` file) with gold labels and scores it, for `bertcls evaluate`.
 
-Added columns: `predicted_label` (the most probable label), `confidence` (its probability) and
-one `prob_<label>` per label, as float32. For an exclusive classifier the probabilities of a
-row sum to 1; for a multi-label one each is independent. Rows with an empty (or blank) text are
+Added columns, for an exclusive classifier: `predicted_label` (decided by the pipeline's
+`spacy_bertcls.decisions.DecisionRule`: the most probable label, or for two classes the positive
+label when its probability reaches its tuned threshold), `confidence` (the probability of that
+label) and one `prob_<label>` per label, as float32; a row's probabilities sum to 1. For a
+multi-label classifier: `predicted_labels` (every label whose probability reaches its threshold,
+joined by `MULTI_LABEL_SEP`, the separator `bertcls convert --multi-label-sep` reads back; an
+empty cell when none does) and the `prob_<label>` columns, each independent. Rows with an empty (or blank) text are
 not sent to the model: their `predicted_label` is a missing cell (not "", which CSV and XLSX
 cannot tell from missing but Parquet and JSON lines can) and their numbers NaN, so the file
 reads back the same in every format.
@@ -44,6 +48,7 @@ import numpy as np
 import pandas as pd
 import spacy
 
+from .decisions import DecisionRule, decision_rule
 from .errors import BertclsError
 from .outputs import check_not_same_file
 from .pipelines import pipeline_labels
@@ -56,7 +61,10 @@ from .tables import (
 from .tables.cells import text_values
 
 PREDICTED_LABEL = "predicted_label"
+PREDICTED_LABELS = "predicted_labels"
 CONFIDENCE = "confidence"
+# Between the labels of a multi-label row in `predicted_labels`: what `convert` is told to read.
+MULTI_LABEL_SEP = ";"
 
 
 def prob_column(label: str) -> str:
@@ -106,19 +114,30 @@ class LabeledChunk:
     predicted: np.ndarray  # int64, (n,): index into `labels`, or -1
     confidence: np.ndarray  # float32, (n,): probs[i, predicted[i]], or NaN
     labels: list[str]
+    # Multi-label only: (n, len(labels)) bool, whether each label applies; `predicted` is then
+    # the most probable label that applies (or the most probable one), to sort rows by.
+    label_sets: np.ndarray | None = None
 
     @classmethod
-    def from_probs(cls, rows: np.ndarray, probs: np.ndarray, labels: Sequence[str]) -> LabeledChunk:
-        """The chunk whose predicted label is each row's most probable one."""
+    def from_probs(
+        cls,
+        rows: np.ndarray,
+        probs: np.ndarray,
+        labels: Sequence[str],
+        rule: DecisionRule | None = None,
+    ) -> LabeledChunk:
+        """The chunk whose labels `rule` decides (default: the most probable label)."""
         probs = np.asarray(probs, dtype=np.float32)
-        labeled = ~np.isnan(probs).all(axis=1)
-        filled = np.nan_to_num(probs, nan=-np.inf)  # a label missing from doc.cats: never best
+        rule = rule or DecisionRule.make(labels, exclusive=True)
+        predicted = rule.predicted_index(probs)
+        picked = np.take_along_axis(probs, np.maximum(predicted, 0)[:, None], axis=1)[:, 0]
         return cls(
             rows=np.asarray(rows, dtype=np.int64),
             probs=probs,
-            predicted=np.where(labeled, filled.argmax(axis=1), -1).astype(np.int64),
-            confidence=np.where(labeled, filled.max(axis=1), np.nan).astype(np.float32),
+            predicted=predicted,
+            confidence=np.where(predicted >= 0, picked, np.nan).astype(np.float32),
             labels=list(labels),
+            label_sets=None if rule.exclusive else rule.predicted_sets(probs),
         )
 
     def __len__(self) -> int:
@@ -126,7 +145,10 @@ class LabeledChunk:
 
     def label_counts(self) -> dict[str, int]:
         """How many rows got each label (labels no row got are left out)."""
-        counts = np.bincount(self.predicted[self.predicted >= 0], minlength=len(self.labels))
+        if self.label_sets is not None:
+            counts = self.label_sets.sum(axis=0)
+        else:
+            counts = np.bincount(self.predicted[self.predicted >= 0], minlength=len(self.labels))
         return {label: int(n) for label, n in zip(self.labels, counts) if n}
 
 
@@ -137,25 +159,36 @@ def label_chunk(
     *,
     batch_size: int = 256,
 ) -> LabeledChunk:
-    """Predict `texts` (at positions `rows`, by default 0, 1, ...) in one go."""
+    """Predict `texts` (at positions `rows`, by default 0, 1, ...) in one go, with the labels
+    the pipeline's decision rule gives."""
     rows = np.arange(len(texts)) if rows is None else rows
     probs = predict_proba(nlp, texts, batch_size=batch_size)
-    return LabeledChunk.from_probs(rows, probs, pipeline_labels(nlp))
+    return LabeledChunk.from_probs(rows, probs, pipeline_labels(nlp), decision_rule(nlp))
 
 
 def prediction_columns(chunk: LabeledChunk) -> dict[str, Any]:
     """The output columns of a chunk, in order: `predicted_label` (text; missing where there
     is no prediction), `confidence` and one `prob_<label>` per label (float32; NaN there).
+    A multi-label chunk has `predicted_labels` (the labels that apply, joined by
+    `MULTI_LABEL_SEP`; missing where there is no prediction or no label applies) instead of
+    the first two.
 
     A missing cell, not "", so that every format reads the same cell back (CSV and XLSX
     cannot tell "" from missing; Parquet and JSON lines can).
     """
-    names = np.array([*chunk.labels, None], dtype=object)  # index -1 -> None
     probs = np.asarray(chunk.probs, dtype=np.float32)
+    prob_columns = {prob_column(label): probs[:, j] for j, label in enumerate(chunk.labels)}
+    if chunk.label_sets is not None:
+        joined = [
+            MULTI_LABEL_SEP.join(label for label, on in zip(chunk.labels, row) if on) or None
+            for row in chunk.label_sets
+        ]
+        return {PREDICTED_LABELS: pd.array(joined, dtype="str"), **prob_columns}
+    names = np.array([*chunk.labels, None], dtype=object)  # index -1 -> None
     return {
         PREDICTED_LABEL: pd.array(names[chunk.predicted], dtype="str"),
         CONFIDENCE: np.asarray(chunk.confidence, dtype=np.float32),
-        **{prob_column(label): probs[:, j] for j, label in enumerate(chunk.labels)},
+        **prob_columns,
     }
 
 
@@ -185,7 +218,12 @@ def label_frame(
 
 
 def _check_no_clash(columns: pd.Index, labels: list[str]) -> None:
-    new_columns = [PREDICTED_LABEL, CONFIDENCE, *(prob_column(label) for label in labels)]
+    new_columns = [
+        PREDICTED_LABEL,
+        PREDICTED_LABELS,
+        CONFIDENCE,
+        *(prob_column(label) for label in labels),
+    ]
     clash = [name for name in new_columns if name in set(map(str, columns))]
     if clash:
         raise BertclsError(

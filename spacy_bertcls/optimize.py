@@ -15,7 +15,6 @@ of the source pipeline (see ``spacy_bertcls.onnx_backend``). Needs the ``fast`` 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -40,6 +39,7 @@ from .onnx_backend import (
     check_onnx_model,
     is_onnx_pipeline_model,
 )
+from .outputs import check_out_folder, staged_folder
 from .shim import CLASSIFIER_FILE, ENCODER_DIR
 from .windows import pad_windows
 
@@ -165,11 +165,8 @@ def optimize_pipeline(
     check_optimize_dependencies()
     nlp = load_pipeline(pipeline)
     names = bert_textcat_names(nlp, pipeline)
-    out.parent.mkdir(parents=True, exist_ok=True)
     # Written beside --out and renamed into place once checked: never half a pipeline there.
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    stage = work / "pipeline"  # made by to_disk, with the usual permissions (mkdtemp's: 0700)
-    try:
+    with staged_folder(out) as stage:
         nlp.to_disk(stage)
         config = load_config(stage / "config.cfg", interpolate=False)
         summary = OptimizeSummary(pipeline, out, quantize, names, 0.0, 0.0)
@@ -205,27 +202,7 @@ def optimize_pipeline(
                 "pipeline's encoder name."
             )
         del optimized
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(stage, out)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
     return summary
-
-
-def check_out_folder(pipeline: Path, out: Path, *, overwrite: bool) -> None:
-    """``out`` must be a new or empty folder (or ``overwrite``), and apart from ``pipeline``."""
-    from .outputs import check_output_folder, check_outside_folder
-
-    check_outside_folder(pipeline, out, option="--out")
-    if pipeline.exists():
-        check_outside_folder(out, pipeline, option="The pipeline")
-    check_output_folder(out, option="--out")
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise BertclsError(
-            f"--out {out} exists and is not empty. Pass --overwrite to replace it, or choose a "
-            "new folder."
-        )
 
 
 def bert_textcat_names(nlp: spacy.Language, pipeline: Path) -> list[str]:

@@ -13,6 +13,8 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -107,6 +109,40 @@ def _check_writable_folder(folder: Path, *, option: str, output: Path) -> None:
             f"Cannot write {option} {output}: the folder {existing} is read-only for you. "
             "Choose a folder you can write to."
         )
+
+
+def check_out_folder(source: Path, out: Path, *, overwrite: bool) -> None:
+    """``out`` (a pipeline or model folder made from ``source``) must be a new or empty folder
+    (or ``overwrite``), and apart from ``source``: neither inside the other."""
+    check_outside_folder(source, out, option="--out")
+    if source.exists():
+        check_outside_folder(out, source, option="The pipeline")
+    check_output_folder(out, option="--out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise BertclsError(
+            f"--out {out} exists and is not empty. Pass --overwrite to replace it, or choose a "
+            "new folder."
+        )
+
+
+@contextmanager
+def staged_folder(out: str | Path) -> Iterator[Path]:
+    """A folder path to fill (not yet created) that becomes ``out`` when the block ends
+    without an error, replacing an older ``out``; on an error nothing new is left anywhere.
+
+    It is a hidden folder beside ``out``, so the final rename stays on one file system."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    # Made by the caller (e.g. nlp.to_disk) with the usual permissions, not mkdtemp's 0700.
+    stage = work / "stage"
+    try:
+        yield stage
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(stage, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:

@@ -104,6 +104,13 @@ class PipelineInfo:
     #: How many distinct training texts the pipeline keeps a hash of (`fingerprint`), to warn
     #: when it is evaluated on them; None when it keeps none (not `bert_textcat`, or older).
     training_texts: int | None = None
+    #: The temperature the classifier's logits are divided by (`spacy_bertcls.calibration`);
+    #: None when it is not calibrated.
+    temperature: list[float] | None = None
+    #: The summary of its calibration fit (data, rows, ECE and NLL before and after on dev).
+    calibration: dict[str, Any] | None = None
+    #: How a row's label is decided from the probabilities (`DecisionRule.describe`).
+    decision: str = ""
     #: nlp.meta["performance"] (the dev-split scores `spacy train` stored), numbers only,
     #: nested keys joined by dots: "cats_f_per_type.<label>.f".
     scores: dict[str, float] = field(default_factory=dict)
@@ -128,6 +135,8 @@ class PipelineInfo:
             ("freeze_encoder", self._freeze_text()),
             ("class_weights_used", self._weights_text()),
             ("training texts", self._training_texts_text()),
+            ("calibration", self._calibration_text()),
+            ("decision", self.decision or "—"),
             ("spaCy", self.spacy_version or "—"),
         ]
 
@@ -157,6 +166,18 @@ class PipelineInfo:
             return "true (frozen encoder: only the head was trained)"
         return "false (fine-tuned encoder)"
 
+    def _calibration_text(self) -> str:
+        if not self.temperature:
+            return "none (the model's raw probabilities; `bertcls calibrate` fits a temperature)"
+        text = "temperature " + ", ".join(f"{t:.3f}" for t in self.temperature)
+        fit = self.calibration or {}
+        if "ece_before" in fit and "ece_after" in fit:
+            text += (
+                f", fitted on {fit.get('n_examples', 0):,} rows of {fit.get('data') or 'dev data'}"
+                f" (ECE {fit['ece_before']:.3f} -> {fit['ece_after']:.3f})"
+            )
+        return text
+
     def _training_texts_text(self) -> str:
         if not self.training_texts:
             return "— (no fingerprint: trained-on rows cannot be told)"
@@ -172,6 +193,8 @@ class PipelineInfo:
 
 def pipeline_info(nlp: spacy.Language) -> PipelineInfo:
     """The facts about `nlp` and its text classifier, from its meta.json and config."""
+    from .decisions import decision_rule  # it reads pipelines through this module
+
     name, component = find_textcat(nlp)
     config = dict(nlp.config["components"][name])
     factory = nlp.get_pipe_meta(name).factory
@@ -195,6 +218,9 @@ def pipeline_info(nlp: spacy.Language) -> PipelineInfo:
         freeze_encoder=freeze if isinstance(freeze, bool) else None,
         class_weights_used=dict(weights) if isinstance(weights, dict) else None,
         training_texts=len(training_fingerprint(nlp)) or None,
+        temperature=getattr(component, "temperature", None),
+        calibration=(getattr(component, "cfg", None) or {}).get("calibration"),
+        decision=decision_rule(nlp).describe(),
         scores={
             key: value
             for key, value in performance.items()

@@ -7,8 +7,9 @@ are the component's settings), and the component class. The network itself is re
 
 from __future__ import annotations
 
+import math
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from itertools import islice
 from pathlib import Path
 from typing import Any, Dict, List, Union  # noqa: UP035 - spaCy validates these
@@ -34,6 +35,7 @@ from .architectures import (
     save_model,
     set_dropout,
 )
+from .decisions import check_thresholds
 from .errors import BertclsError
 from .fingerprint import (
     FINGERPRINT_FILE,
@@ -75,7 +77,14 @@ DEFAULT_MODEL = Config().from_str(DEFAULT_MODEL_CONFIG)["model"]
 
 # Settings restored from a saved pipeline; the others come from its config.cfg, so that a
 # config override at spacy.load (say, freeze_encoder for further training) takes effect.
-SAVED_CFG_KEYS = ("labels", "class_weights_used", "positive_label")
+SAVED_CFG_KEYS = (
+    "labels",
+    "class_weights_used",
+    "positive_label",
+    "temperature",
+    "decision_thresholds",
+    "calibration",
+)
 
 
 def bert_textcat_score(examples: Iterable[Example], **kwargs: Any) -> dict[str, Any]:
@@ -188,6 +197,13 @@ class BertTextCategorizer(TrainablePipe):
             "class_weights_used": None,
             # spaCy's textcat option: the label whose F-score is cats_score (binary tasks).
             "positive_label": None,
+            # Fitted after training on dev data (spacy_bertcls.calibration): the temperature
+            # the logits are divided by in predict (one value, or one per label for
+            # multi-label), the decision thresholds {label: threshold} of
+            # spacy_bertcls.decisions, and a summary of the fit (data, ECE before/after).
+            "temperature": None,
+            "decision_thresholds": {},
+            "calibration": None,
         }
         # Set by nlp.resume_training(): the model whose predictions rehearse() keeps.
         self._rehearsal_model: Model | None = None
@@ -222,11 +238,53 @@ class BertTextCategorizer(TrainablePipe):
     # Prediction ----------------------------------------------------------------------------
 
     def predict(self, docs: Iterable[Doc]):
-        """Label probabilities of each doc (rows) for each label (columns)."""
+        """Label probabilities of each doc (rows) for each label (columns), calibrated by the
+        fitted temperature when there is one (the most probable label never changes)."""
         docs = list(docs)
         if not docs:
             return self.model.ops.alloc2f(0, len(self.labels))
-        return self._probabilities(self.model.predict(docs))
+        return self._probabilities(self._scaled(self.model.predict(docs)))
+
+    def logits(self, docs: Iterable[Doc], *, batch_size: int = 64) -> numpy.ndarray:
+        """The head's raw outputs (docs x labels, before temperature, softmax or sigmoid), for
+        fitting the temperature (spacy_bertcls.calibration)."""
+        docs = list(docs)
+        rows = [
+            self.model.ops.to_numpy(self.model.predict(batch))
+            for batch in batched(docs, batch_size)
+        ]
+        return numpy.concatenate(rows) if rows else numpy.zeros((0, len(self.labels)), "f")
+
+    @property
+    def temperature(self) -> list[float] | None:
+        """The fitted temperature (None: not calibrated; probabilities are the raw ones)."""
+        return self.cfg["temperature"]
+
+    def set_calibration(
+        self,
+        temperature: Sequence[float] | None,
+        decision_thresholds: dict[str, float] | None = None,
+        summary: dict[str, Any] | None = None,
+    ) -> None:
+        """Set the temperature, the decision thresholds and the fit's summary (see
+        spacy_bertcls.calibration.calibrate, which fits them)."""
+        self.cfg.update(
+            check_calibration(
+                {
+                    "temperature": None if temperature is None else list(temperature),
+                    "decision_thresholds": dict(decision_thresholds or {}),
+                    "calibration": summary,
+                },
+                self.labels,
+                exclusive=self.cfg["exclusive_classes"],
+            )
+        )
+
+    def _scaled(self, logits):
+        temperature = self.cfg["temperature"]
+        if not temperature:
+            return logits
+        return logits / self.model.ops.asarray1f(temperature)
 
     def set_annotations(self, docs: Iterable[Doc], scores) -> None:
         scores = self.model.ops.to_numpy(scores)
@@ -434,6 +492,8 @@ class BertTextCategorizer(TrainablePipe):
                 "the labels with add_label() or [initialize.components.<name>] labels."
             )
         self._set_positive_label(positive_label)
+        # A new model: a temperature and thresholds fitted to the old one no longer apply.
+        self.set_calibration(None)
         self.cfg["class_weights_used"] = self._resolve_class_weights(get_examples)
         sample = [eg.reference for eg in islice(get_examples(), 10)]
         self.model.set_dim("nO", len(self.labels), force=True)
@@ -557,7 +617,21 @@ class BertTextCategorizer(TrainablePipe):
                 f"The saved bert_textcat cfg is damaged: 'labels' should be a list of names, "
                 f"found {labels!r}. Copy the pipeline again, or save it again."
             )
-        self.cfg.update({key: saved[key] for key in SAVED_CFG_KEYS if key in saved})
+        restored = {key: saved[key] for key in SAVED_CFG_KEYS if key in saved}
+        try:
+            restored.update(
+                check_calibration(
+                    {key: restored.get(key) for key in CALIBRATION_KEYS},
+                    labels,
+                    exclusive=self.cfg["exclusive_classes"],
+                )
+            )
+        except BertclsError as error:
+            raise BertclsError(
+                f"The saved bert_textcat cfg is damaged: {error} Calibrate the pipeline again "
+                "(bertcls calibrate), or copy it again."
+            ) from error
+        self.cfg.update(restored)
         self.model.set_dim("nO", len(self.labels), force=True)
 
     def _check_labels_fit_model(self, cfg: str, model: str) -> None:
@@ -571,6 +645,39 @@ class BertTextCategorizer(TrainablePipe):
                 f"{outputs} outputs. The files come from different pipelines: copy the "
                 f'pipeline again, or fix "labels" in {cfg}.'
             )
+
+
+CALIBRATION_KEYS = ("temperature", "decision_thresholds", "calibration")
+
+
+def check_calibration(
+    values: dict[str, Any], labels: Sequence[str], *, exclusive: bool
+) -> dict[str, Any]:
+    """The calibration cfg values, checked: a pipeline folder from elsewhere must not bring a
+    temperature or thresholds that would silently give nonsense probabilities or labels."""
+    temperature = values.get("temperature")
+    if temperature is not None:
+        size = 1 if exclusive else len(labels)
+        if (
+            not isinstance(temperature, list | tuple)
+            or len(temperature) != size
+            or not all(
+                isinstance(t, int | float) and not isinstance(t, bool) and 0 < t < math.inf
+                for t in temperature
+            )
+        ):
+            raise BertclsError(
+                f"temperature = {temperature!r} should be a list of {size} positive number(s)."
+            )
+        temperature = [float(t) for t in temperature]
+    thresholds = values.get("decision_thresholds") or {}
+    if not isinstance(thresholds, dict):
+        raise BertclsError(f"decision_thresholds = {thresholds!r} should be {{label: threshold}}.")
+    check_thresholds(thresholds, labels, exclusive=exclusive)
+    summary = values.get("calibration")
+    if summary is not None and not isinstance(summary, dict):
+        raise BertclsError(f"calibration = {summary!r} should be a summary mapping or null.")
+    return {"temperature": temperature, "decision_thresholds": thresholds, "calibration": summary}
 
 
 def batched(items: Iterable[Any], size: int = 1024) -> Iterable[list[Any]]:

@@ -62,6 +62,22 @@ def check_training_output(output: Path, inputs: dict[str, Path]) -> None:
 MODEL_DIRS = ("model-last", "model-best")
 
 
+def calibrate_training_output(output: Path, dev: Path) -> dict[str, str]:
+    """Calibrate the pipelines `spacy train` wrote into ``output`` on the dev corpus, in place
+    (`spacy_bertcls.calibration.calibrate_saved_pipeline`). Returns {folder name: what was
+    fitted}, or why not: a dev set too small to fit on leaves the training as it is."""
+    from .calibration import TooFewRows, calibrate_saved_pipeline
+
+    done = {}
+    for name in MODEL_DIRS:
+        if (output / name).is_dir():
+            try:
+                done[name] = calibrate_saved_pipeline(output / name, dev).format()
+            except TooFewRows as error:
+                done[name] = f"not calibrated: {error}"
+    return done
+
+
 def eval_frequency_for_short_runs(
     config: Path, overrides: dict[str, Any]
 ) -> tuple[int | None, str]:

@@ -182,7 +182,9 @@ def test_calibration_bins_known_by_construction():
     probs = np.array([[0.05, 0.95]] * 4 + [[0.35, 0.65]] * 2)
     gold = ["pos", "pos", "pos", "neg", "pos", "neg"]
     cal = evaluate_predictions(gold, probs, labels).calibration
-    assert cal.bin_lower.tolist() == pytest.approx([0.6, 0.9])
+    # Fifteen equal-width bins: 0.65 falls in [9/15, 10/15), 0.95 in [14/15, 1].
+    assert cal.n_bins == 15
+    assert cal.bin_lower.tolist() == pytest.approx([9 / 15, 14 / 15])
     assert cal.count.tolist() == [2, 4]
     assert cal.mean_confidence.tolist() == pytest.approx([0.65, 0.95])
     assert cal.accuracy.tolist() == pytest.approx([0.5, 0.75])

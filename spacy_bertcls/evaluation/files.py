@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 from spacy.tokens import DocBin
 
+from ..calibration import uncalibrated
+from ..decisions import DecisionRule, decision_rule
 from ..errors import BertclsError
 from ..fingerprint import trained_on
 from ..labeling import predict_proba
-from ..pipelines import load_pipeline, pipeline_labels
+from ..pipelines import find_textcat, load_pipeline, pipeline_labels
 from ..tables import read_table, require_columns, row_numbers
 from ..tables.cells import text_values
 from .metrics import EvaluationResult, evaluate_predictions
@@ -60,11 +62,41 @@ def evaluate_file(
         columns = f"text: {text_column}, gold: {label_column}"
     probs = predict_proba(nlp, texts, batch_size=batch_size)
     labels = pipeline_labels(nlp)
-    result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
+    rule = decision_rule(nlp)
+    result = evaluate_predictions(
+        gold,
+        probs,
+        labels,
+        texts=texts,
+        row_numbers=numbers,
+        rule=rule,
+        uncalibrated_probs=uncalibrated_of(nlp, probs),
+    )
     result.input_notes = input_notes
     details: dict[str, Any] = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
-    details.update(warn_trained_on(result, trained_on(nlp, texts), gold, probs, labels, texts))
+    details.update(calibration_details(nlp))
+    seen = trained_on(nlp, texts)
+    details.update(warn_trained_on(result, seen, gold, probs, labels, texts, rule=rule))
     return result, details
+
+
+def uncalibrated_of(nlp: Any, probs: np.ndarray) -> np.ndarray | None:
+    """The probabilities before the pipeline's temperature scaling (None: it has none)."""
+    _, component = find_textcat(nlp)
+    temperature = getattr(component, "temperature", None)
+    if temperature is None:
+        return None
+    return uncalibrated(probs, temperature, exclusive=component.cfg["exclusive_classes"])
+
+
+def calibration_details(nlp: Any) -> dict[str, Any]:
+    """For a report's header: the temperature and the decision rule of the pipeline."""
+    _, component = find_textcat(nlp)
+    temperature = getattr(component, "temperature", None)
+    details: dict[str, Any] = {"decision": decision_rule(nlp).describe()}
+    if temperature is not None:
+        details["temperature"] = ", ".join(f"{t:.3f}" for t in temperature)
+    return details
 
 
 def warn_trained_on(
@@ -74,13 +106,15 @@ def warn_trained_on(
     probs: np.ndarray,
     labels: list[str],
     texts: list[str],
+    *,
+    rule: DecisionRule | None = None,
 ) -> dict[str, Any]:
     """When evaluated rows were trained on (``seen``, per input row), add the note saying so
     to ``result`` and return the details for a report (count, held-out scores); else ``{}``.
     ``bertcls evaluate`` and the app's Evaluate both call this."""
     if not seen[result.row_index].any():
         return {}
-    held_out = _held_out_result(result, seen, gold, probs, labels, texts)
+    held_out = _held_out_result(result, seen, gold, probs, labels, texts, rule)
     note, details = trained_on_note(result, seen, held_out)
     result.input_notes.append(note)
     return details
@@ -93,6 +127,7 @@ def _held_out_result(
     probs: np.ndarray,
     labels: list[str],
     texts: list[str],
+    rule: DecisionRule | None,
 ) -> EvaluationResult | None:
     """The scores of the evaluated rows the pipeline was not trained on (None if none)."""
     if seen[result.row_index].all():
@@ -105,6 +140,7 @@ def _held_out_result(
         labels,
         texts=[texts[i] for i in rows],
         row_numbers=result.row_numbers[rows],
+        rule=rule,
     )
 
 
@@ -138,12 +174,47 @@ def trained_on_note(
     return note, details
 
 
+def read_gold(
+    nlp: Any,
+    path: str | Path,
+    *,
+    text_column: str = "text",
+    label_column: str = "label",
+    multi_label_sep: str | None = None,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+) -> tuple[list[str], list[dict[str, float]]]:
+    """Texts and gold ``doc.cats`` of a ``.spacy`` file or of a table's text and label columns.
+
+    A table's label cell gives 1.0 to its label (or, with ``multi_label_sep``, to each of its
+    labels) and 0.0 to the pipeline's other labels; a blank cell gives no gold ({}).
+    """
+    path = Path(path)
+    if path.suffix == ".spacy":
+        docs = _docs_from_docbin(path, nlp)
+        return [doc.text for doc in docs], [dict(doc.cats) for doc in docs]
+    from ..convert import split_labels
+
+    table = read_table(path, sheet=sheet, encoding=encoding)
+    require_columns(table.columns, [text_column, label_column], source=str(path))
+    labels = pipeline_labels(nlp)
+    cats = []
+    for cell in table[label_column].tolist():
+        given = split_labels(cell, multi_label_sep)
+        cats.append({**dict.fromkeys(labels, 0.0), **dict.fromkeys(given, 1.0)} if given else {})
+    return text_values(table[text_column]), cats
+
+
 def _texts_and_gold_from_docbin(path: Path, nlp: Any) -> tuple[list[str], list[str | None]]:
+    docs = _docs_from_docbin(path, nlp)
+    gold = [next((k for k, v in doc.cats.items() if v == 1.0), None) for doc in docs]
+    return [doc.text for doc in docs], gold
+
+
+def _docs_from_docbin(path: Path, nlp: Any) -> list[Any]:
     if not path.exists():
         raise BertclsError(f"{path} does not exist.")
     try:
-        docs = list(DocBin().from_disk(path).get_docs(nlp.vocab))
+        return list(DocBin().from_disk(path).get_docs(nlp.vocab))
     except (ValueError, OSError) as error:
         raise BertclsError(f"{path} is not a readable .spacy file: {error}") from error
-    gold = [next((k for k, v in doc.cats.items() if v == 1.0), None) for doc in docs]
-    return [doc.text for doc in docs], gold

@@ -37,13 +37,15 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
+from ..decisions import DecisionRule
 from ..errors import BertclsError
 from ..tables import HEADER_FIRST_ROW_NUMBER
 from ..tables.cells import cell_text, label_text
 
-# Ten equal-width bins is the usual reliability diagram; with fewer rows per bin the observed
-# accuracy gets too noisy to read.
-N_CALIBRATION_BINS = 10
+# Fifteen equal-width bins, as in Guo et al. 2017 (temperature scaling), so that expected
+# calibration errors compare with the literature's; with more, the rows per bin of a test split
+# of a few thousand get too few and the observed accuracy too noisy to read.
+N_CALIBRATION_BINS = 15
 # Probabilities come out of a softmax in float32, so allow rounding just outside [0, 1].
 _PROB_TOLERANCE = 1e-4
 # A PR curve has one point per distinct score; JSON keeps at most this many so that a report on
@@ -152,7 +154,11 @@ class EvaluationResult:
     roc_auc (dict[str, float | None]): One-vs-rest ROC AUC per label; None where undefined
         (a label with no gold rows, or with every row).
     macro_roc_auc (float | None): Mean one-vs-rest ROC AUC over the labels where it is defined.
-    calibration (Calibration): Reliability-diagram bins and expected calibration error.
+    calibration (Calibration): Reliability-diagram bins and expected calibration error of the
+        most probable label's probability (the top-label ECE, whatever the decision rule).
+    calibration_before (Calibration | None): The same for the probabilities before the
+        pipeline's temperature scaling, when it has one (``uncalibrated_probs``).
+    decision (str): How labels were decided (`DecisionRule.describe`).
     most_confident_errors (list[dict]): Wrong predictions, most confident first: row (0-based
         position), row_number (the row as a spreadsheet shows it, header = row 1), text (None
         when no texts were given), gold, predicted, confidence, gold_probability.
@@ -189,6 +195,8 @@ class EvaluationResult:
     row_numbers: np.ndarray = field(repr=False)
     # What reading the input warned about (e.g. formula cells without a saved value).
     input_notes: list[str] = field(default_factory=list)
+    calibration_before: Calibration | None = None
+    decision: str = "the most probable label"
 
     @property
     def n_unknown_gold(self) -> int:
@@ -284,6 +292,10 @@ class EvaluationResult:
             "roc_auc": {label: _json_float(v) for label, v in self.roc_auc.items()},
             "macro_roc_auc": _json_float(self.macro_roc_auc),
             "calibration": self.calibration.to_dict(),
+            "calibration_before": (
+                None if self.calibration_before is None else self.calibration_before.to_dict()
+            ),
+            "decision": self.decision,
             "most_confident_errors": [
                 {key: value for key, value in error.items() if key != "row"}
                 for error in self.most_confident_errors
@@ -300,6 +312,8 @@ def evaluate_predictions(
     texts: Sequence[str] | None = None,
     n_errors: int = 20,
     row_numbers: Sequence[int] | np.ndarray | None = None,
+    rule: DecisionRule | None = None,
+    uncalibrated_probs: np.ndarray | None = None,
 ) -> EvaluationResult:
     """Score predicted class probabilities against gold labels.
 
@@ -316,6 +330,11 @@ def evaluate_predictions(
         for it (header = row 1), which reports show: for rows of a table read by
         `tables.read_table`, ``tables.row_numbers(frame, positions)``. None: the rows are
         taken as a table's data rows under a header, numbered 2, 3, ...
+    rule (DecisionRule | None): How a row's label is decided from its probabilities (the
+        pipeline's `spacy_bertcls.decisions.decision_rule`, e.g. a tuned threshold on the
+        positive label); None: the most probable label. Exclusive classes only.
+    uncalibrated_probs (np.ndarray | None): The same rows' probabilities before temperature
+        scaling (`spacy_bertcls.calibration.uncalibrated`), for ``calibration_before``.
     RETURNS (EvaluationResult): Metrics over the rows with a known gold label and a prediction;
         see the module docstring for how the other rows are counted.
     """
@@ -366,7 +385,13 @@ def evaluate_predictions(
         )
     y_true = gold_index[row_index]
     p = probs[row_index]
-    y_pred = p.argmax(axis=1)
+    if rule is not None and not rule.exclusive:
+        raise BertclsError(
+            "evaluate_predictions scores one label per row; a multi-label pipeline's "
+            "predictions are scored by spacy_bertcls.evaluation.evaluate_multilabel."
+        )
+    rule = rule or DecisionRule.make(labels, exclusive=True)
+    y_pred = rule.predicted_index(p)
     confidence = p[np.arange(len(y_pred)), y_pred]
     all_idx = list(range(len(labels)))
 
@@ -425,8 +450,11 @@ def evaluate_predictions(
     else:
         macro_roc_auc = None
 
-    correct = y_pred == y_true
-    calibration = _calibration(correct, confidence)
+    calibration = _top_label_reliability(p, y_true)
+    calibration_before = None
+    if uncalibrated_probs is not None:
+        before = _check_probs(np.asarray(uncalibrated_probs), labels)[row_index]
+        calibration_before = _top_label_reliability(before, y_true)
     errors = _most_confident_errors(
         row_index, y_true, y_pred, confidence, p, labels, texts, numbers, n_errors
     )
@@ -447,6 +475,8 @@ def evaluate_predictions(
         roc_auc=roc_auc,
         macro_roc_auc=macro_roc_auc,
         calibration=calibration,
+        calibration_before=calibration_before,
+        decision=rule.describe(),
         most_confident_errors=errors,
         row_index=row_index,
         gold_index=y_true,
@@ -526,7 +556,14 @@ def _check_probs(probs: np.ndarray, labels: list[str]) -> np.ndarray:
     return np.where(nan, np.nan, np.clip(probs, 0.0, 1.0))
 
 
-def _calibration(correct: np.ndarray, confidence: np.ndarray) -> Calibration:
+def _top_label_reliability(p: np.ndarray, y_true: np.ndarray) -> Calibration:
+    top = p.argmax(axis=1)
+    return reliability(top == y_true, p[np.arange(len(top)), top])
+
+
+def reliability(correct: np.ndarray, confidence: np.ndarray) -> Calibration:
+    """Reliability-diagram bins and ECE of `confidence` against 0/1 `correct` (scikit-learn's
+    calibration_curve). For one probability per (row, label), pass the 0/1 gold as `correct`."""
     edges = np.linspace(0.0, 1.0, N_CALIBRATION_BINS + 1)
     accuracy, mean_confidence = calibration_curve(
         correct.astype(np.int64),
