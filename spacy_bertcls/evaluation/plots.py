@@ -1,4 +1,5 @@
-"""Figures of an :class:`EvaluationResult`: confusion matrix, PR curves, reliability diagram.
+"""Figures of an :class:`EvaluationResult`: confusion matrix, PR curves, reliability diagram;
+and of a :class:`MultiLabelResult`: per-label PR curves, pooled reliability diagram.
 
 The plot functions build a :class:`matplotlib.figure.Figure` directly and never touch pyplot's
 global state, so they are safe to call from a GUI worker thread; a Qt canvas can adopt the
@@ -12,6 +13,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from .metrics import EvaluationResult
+from .multilabel import MultiLabelResult
 
 
 def _short(label: str, limit: int = 24) -> str:
@@ -146,14 +148,111 @@ def plot_reliability(result: EvaluationResult) -> Figure:
         linewidth=1.5,
         label="Mean confidence vs accuracy",
     )
+    title = f"Reliability diagram (ECE {cal.ece:.3f})"
+    before = getattr(result, "calibration_before", None)
+    if before is not None:
+        top.plot(
+            before.mean_confidence,
+            before.accuracy,
+            marker="s",
+            linestyle=":",
+            color="#8172B2",
+            linewidth=1.2,
+            label="Before temperature scaling",
+        )
+        title = f"Reliability diagram (ECE {before.ece:.3f} before, {cal.ece:.3f} after scaling)"
     top.set_xlim(0.0, 1.0)
     top.set_ylim(0.0, 1.02)
     top.set_ylabel("Accuracy")
-    top.set_title(f"Reliability diagram (ECE {cal.ece:.3f})")
+    top.set_title(title)
     top.legend(loc="upper left", fontsize=9)
     top.grid(True, alpha=0.3)
     bottom.bar(cal.bin_lower, cal.count, width=width, align="edge", color="grey", edgecolor="black")
     bottom.set_xlabel("Confidence (probability of the predicted label)")
     bottom.set_ylabel("Rows")
     bottom.grid(True, axis="y", alpha=0.3)
+    return fig
+
+
+def plot_multilabel_pr_curves(result: MultiLabelResult) -> Figure:
+    """One panel per label: its precision-recall curve, the point its threshold gives, and the
+    share of rows with the label (a ranking no better than chance lies on that line).
+
+    Labels are separate yes/no decisions with separate thresholds, so each gets its own axes
+    rather than one crowded plot; a label without gold rows has a panel saying so.
+
+    result (MultiLabelResult): The evaluation to draw.
+    RETURNS (Figure): A new figure, not attached to pyplot.
+    """
+    k = len(result.labels)
+    ncols = min(k, 4)
+    nrows = -(-k // ncols)
+    fig = Figure(figsize=(3.2 * ncols + 0.6, 3.0 * nrows + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, sharex=True, sharey=True, squeeze=False))
+    colors = _colors(k)
+    for ax, color, label in zip(axes.flat, colors, result.labels, strict=False):
+        curve = result.pr_curves.get(label)
+        scores = result.per_label[label]
+        if curve is None:
+            ax.text(0.5, 0.5, "no gold rows", ha="center", va="center", color="grey")
+            ax.set_title(_short(label, 30), fontsize=10)
+        else:
+            ax.plot(
+                curve.recall,
+                curve.precision,
+                drawstyle="steps-post",
+                color=color,
+                linewidth=1.6,
+            )
+            ax.axhline(curve.n_positive / result.n_scored, color="grey", linestyle=":", linewidth=1)
+            ax.plot(
+                scores["recall"],
+                scores["precision"],
+                marker="o",
+                color="black",
+                markersize=5,
+                label=f"threshold {result.thresholds[label]:.2f}",
+            )
+            ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+            ax.set_title(
+                f"{_short(label, 30)}\nAP {curve.average_precision:.3f}, n={curve.n_positive:,}",
+                fontsize=10,
+            )
+        ax.set_xlim(0.0, 1.0)
+        ax.set_ylim(0.0, 1.02)
+        ax.grid(True, alpha=0.3)
+    for i, ax in enumerate(axes.flat):
+        if i >= k:
+            ax.set_visible(False)
+        elif i + ncols >= k:  # the lowest panel of its column: its x axis is the one read
+            ax.set_xlabel("Recall")
+            ax.tick_params(labelbottom=True)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("Precision")
+    fig.suptitle(f"Precision-recall curve per label ({result.n_scored:,} rows)")
+    return fig
+
+
+def plot_multilabel_reliability(result: MultiLabelResult) -> Figure:
+    """Reliability diagram of every (row, label) probability pooled against its 0/1 gold.
+
+    The same drawing as :func:`plot_reliability`, named for what the bins hold here: the mean
+    probability and the share of pairs whose gold set has the label.
+
+    result (MultiLabelResult): The evaluation to draw.
+    RETURNS (Figure): A new figure, not attached to pyplot.
+    """
+    fig = plot_reliability(result)  # reads only result.calibration
+    top, bottom = fig.axes[:2]
+    names = {
+        "Accuracy in bin": "Share with the label in bin",
+        "Mean confidence vs accuracy": "Mean probability vs share with the label",
+    }
+    for artist in [*top.lines, *top.containers]:
+        if artist.get_label() in names:
+            artist.set_label(names[artist.get_label()])
+    top.legend(loc="upper left", fontsize=9)
+    top.set_ylabel("Share of pairs whose gold has the label")
+    bottom.set_xlabel("Probability of a label (every row and label)")
+    bottom.set_ylabel("Row-label pairs")
     return fig
