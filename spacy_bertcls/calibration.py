@@ -383,7 +383,7 @@ def calibrate_from_file(
     ``multi_label_sep``)."""
     from .evaluation.files import read_gold
 
-    texts, cats = read_gold(
+    texts, cats, _ = read_gold(
         nlp,
         path,
         text_column=text_column,

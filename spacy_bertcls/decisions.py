@@ -80,8 +80,9 @@ class DecisionRule:
         }
 
     def with_threshold(self, label: str, threshold: float) -> DecisionRule:
-        """The same rule with `label`'s threshold set (e.g. from the app's slider)."""
-        thresholds = {**self.tuned, label: threshold}
+        """The same rule with `label`'s threshold set (e.g. from the app's slider). Two
+        exclusive classes have one threshold: it moves to `label`."""
+        thresholds = {label: threshold} if self.exclusive else {**self.tuned, label: threshold}
         return DecisionRule.make(self.labels, exclusive=self.exclusive, thresholds=thresholds)
 
     def predicted_index(self, probs: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ from ..pipelines import find_textcat, load_pipeline, pipeline_labels
 from ..tables import read_table, require_columns, row_numbers
 from ..tables.cells import text_values
 from .metrics import EvaluationResult, evaluate_predictions
+from .multilabel import MultiLabelResult, evaluate_multilabel
 from .plots import format_share
 
 
@@ -35,7 +36,8 @@ def evaluate_file(
     sheet: str | int | None = None,
     encoding: str | None = None,
     batch_size: int = 256,
-) -> tuple[EvaluationResult, dict[str, Any]]:
+    multi_label_sep: str | None = None,
+) -> tuple[EvaluationResult | MultiLabelResult, dict[str, Any]]:
     """Load a pipeline, predict a table's (or a ``.spacy`` file's) texts and score them.
 
     A ``.spacy`` file (as written by ``convert``) carries its gold labels in ``doc.cats``: the
@@ -45,10 +47,26 @@ def evaluate_file(
     "trained-on rows" (and "held-out accuracy", "held-out macro F1" where rows are left).
     Rows are numbered as a spreadsheet shows them (`tables.row_numbers`: a CSV's first data row
     is 2, a .txt file's first line 1); a ``.spacy`` file's docs from 1.
+    A multi-label pipeline is scored by `evaluate_multilabel` (a table's label cells hold
+    several labels separated by ``multi_label_sep``) and gives a `MultiLabelResult`.
     RETURNS: the result and the details that a report's header shows.
     """
     path = Path(path)
     nlp = load_pipeline(pipeline)
+    rule = decision_rule(nlp)
+    if not rule.exclusive:
+        return _evaluate_multilabel_file(
+            nlp,
+            pipeline,
+            path,
+            rule,
+            text_column=text_column,
+            label_column=label_column,
+            multi_label_sep=multi_label_sep,
+            sheet=sheet,
+            encoding=encoding,
+            batch_size=batch_size,
+        )
     input_notes: list[str] = []
     if path.suffix == ".spacy":
         texts, gold = _texts_and_gold_from_docbin(path, nlp)
@@ -62,7 +80,6 @@ def evaluate_file(
         columns = f"text: {text_column}, gold: {label_column}"
     probs = predict_proba(nlp, texts, batch_size=batch_size)
     labels = pipeline_labels(nlp)
-    rule = decision_rule(nlp)
     result = evaluate_predictions(
         gold,
         probs,
@@ -77,6 +94,64 @@ def evaluate_file(
     details.update(calibration_details(nlp))
     seen = trained_on(nlp, texts)
     details.update(warn_trained_on(result, seen, gold, probs, labels, texts, rule=rule))
+    return result, details
+
+
+def _evaluate_multilabel_file(
+    nlp: Any,
+    pipeline: str | Path,
+    path: Path,
+    rule: DecisionRule,
+    *,
+    text_column: str,
+    label_column: str,
+    multi_label_sep: str | None,
+    sheet: str | int | None,
+    encoding: str | None,
+    batch_size: int,
+) -> tuple[MultiLabelResult, dict[str, Any]]:
+    if path.suffix != ".spacy" and multi_label_sep is None:
+        raise BertclsError(
+            f"{pipeline} is multi-label: pass --multi-label-sep (the separator between the "
+            f"labels of one cell of {label_column!r}, e.g. ';'), as for `bertcls convert`."
+        )
+    notes: list[str] = []
+    texts, cats, numbers = read_gold(
+        nlp,
+        path,
+        text_column=text_column,
+        label_column=label_column,
+        multi_label_sep=multi_label_sep,
+        sheet=sheet,
+        encoding=encoding,
+        notes=notes,
+    )
+    probs = predict_proba(nlp, texts, batch_size=batch_size)
+    result = evaluate_multilabel(
+        cats,
+        probs,
+        rule.labels,
+        rule.thresholds,
+        texts=texts,
+        row_numbers=numbers,
+        uncalibrated_probs=uncalibrated_of(nlp, probs),
+    )
+    result.input_notes = notes
+    seen = trained_on(nlp, texts)[result.row_index]
+    if seen.any():
+        result.input_notes.append(
+            f"{int(seen.sum()):,} of {result.n_scored:,} scored rows are texts this pipeline was "
+            "trained on; scores on them are inflated."
+        )
+    columns = (
+        "doc.text / doc.cats"
+        if path.suffix == ".spacy"
+        else (
+            f"text: {text_column}, gold: {label_column} (labels separated by {multi_label_sep!r})"
+        )
+    )
+    details: dict[str, Any] = {"pipeline": str(pipeline), "data": str(path), "columns": columns}
+    details.update(calibration_details(nlp))
     return result, details
 
 
@@ -183,8 +258,10 @@ def read_gold(
     multi_label_sep: str | None = None,
     sheet: str | int | None = None,
     encoding: str | None = None,
-) -> tuple[list[str], list[dict[str, float]]]:
-    """Texts and gold ``doc.cats`` of a ``.spacy`` file or of a table's text and label columns.
+    notes: list[str] | None = None,
+) -> tuple[list[str], list[dict[str, float]], np.ndarray]:
+    """Texts, gold ``doc.cats`` and row numbers (as `evaluate_file` numbers rows) of a
+    ``.spacy`` file or of a table's text and label columns.
 
     A table's label cell gives 1.0 to its label (or, with ``multi_label_sep``, to each of its
     labels) and 0.0 to the pipeline's other labels; a blank cell gives no gold ({}).
@@ -192,17 +269,18 @@ def read_gold(
     path = Path(path)
     if path.suffix == ".spacy":
         docs = _docs_from_docbin(path, nlp)
-        return [doc.text for doc in docs], [dict(doc.cats) for doc in docs]
+        numbers = np.arange(1, len(docs) + 1)
+        return [doc.text for doc in docs], [dict(doc.cats) for doc in docs], numbers
     from ..convert import split_labels
 
-    table = read_table(path, sheet=sheet, encoding=encoding)
+    table = read_table(path, sheet=sheet, encoding=encoding, notes=notes)
     require_columns(table.columns, [text_column, label_column], source=str(path))
     labels = pipeline_labels(nlp)
     cats = []
     for cell in table[label_column].tolist():
         given = split_labels(cell, multi_label_sep)
         cats.append({**dict.fromkeys(labels, 0.0), **dict.fromkeys(given, 1.0)} if given else {})
-    return text_values(table[text_column]), cats
+    return text_values(table[text_column]), cats, row_numbers(table, range(len(table)))
 
 
 def _texts_and_gold_from_docbin(path: Path, nlp: Any) -> tuple[list[str], list[str | None]]:

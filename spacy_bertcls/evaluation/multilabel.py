@@ -129,6 +129,8 @@ class MultiLabelResult:
     row_numbers: np.ndarray = field(repr=False)
     # What reading the input warned about (e.g. formula cells without a saved value).
     input_notes: list[str] = field(default_factory=list)
+    # The pooled calibration before the pipeline's temperature scaling, when it has one.
+    calibration_before: Calibration | None = None
 
     def label_rows(self, label: str, kind: str) -> list[int]:
         """Original row indices of one label's decisions of one kind, ascending.
@@ -223,6 +225,9 @@ class MultiLabelResult:
             "macro_roc_auc": _json_float(self.macro_roc_auc),
             "macro_average_precision": _json_float(self.macro_average_precision),
             "calibration": self.calibration.to_dict(),
+            "calibration_before": (
+                None if self.calibration_before is None else self.calibration_before.to_dict()
+            ),
             "most_confident_errors": [
                 {key: value for key, value in error.items() if key != "row"}
                 for error in self.most_confident_errors
@@ -240,6 +245,7 @@ def evaluate_multilabel(
     texts: Sequence[str] | None = None,
     row_numbers: Sequence[int] | np.ndarray | None = None,
     n_errors: int = 20,
+    uncalibrated_probs: np.ndarray | None = None,
 ) -> MultiLabelResult:
     """Score per-label probabilities against gold label sets.
 
@@ -259,6 +265,8 @@ def evaluate_multilabel(
     row_numbers (Sequence[int] | np.ndarray | None): Per row, the number a spreadsheet shows
         for it (header = row 1), as for `evaluate_predictions`. None: 2, 3, ...
     n_errors (int): How many of the most confident errors to keep.
+    uncalibrated_probs (np.ndarray | None): The same rows' probabilities before temperature
+        scaling (`spacy_bertcls.calibration.uncalibrated`), for ``calibration_before``.
     RETURNS (MultiLabelResult): Metrics over the scored rows; see the module docstring for how
         the other rows are counted.
     """
@@ -378,6 +386,10 @@ def evaluate_multilabel(
 
     # Pooled (row, label) pairs: the probability against whether the gold set has the label.
     calibration = reliability(y_true.ravel() == 1, p.ravel())
+    calibration_before = None
+    if uncalibrated_probs is not None:
+        before = _check_probs(np.asarray(uncalibrated_probs), labels)[row_index]
+        calibration_before = reliability(y_true.ravel() == 1, before.ravel())
     errors = _most_confident_errors(row_index, y_true, y_pred, p, labels, texts, numbers, n_errors)
     return MultiLabelResult(
         labels=labels,
@@ -410,6 +422,7 @@ def evaluate_multilabel(
             label: np.asarray(rows, dtype=np.int64) for label, rows in unknown_rows.items()
         },
         row_numbers=numbers,
+        calibration_before=calibration_before,
     )
 
 

@@ -448,6 +448,11 @@ def format_multilabel_summary(result: MultiLabelResult) -> str:
         f"Macro ROC AUC: {_text_num(result.macro_roc_auc)}    "
         f"Mean average precision: {_text_num(result.macro_average_precision)}    "
         f"ECE: {result.calibration.ece:.3f}"
+        + (
+            ""
+            if result.calibration_before is None
+            else f" (before temperature scaling: {result.calibration_before.ece:.3f})"
+        )
     )
     for note in result.notes():
         lines.append(f"Note: {note}")

@@ -11,7 +11,15 @@ from .columns import guess_gold_column, guess_text_column
 from .corrections import CORRECTION_SUFFIXES, changed_by_formula_guard, write_corrections
 from .results import CORRECTED_LABEL, Results
 from .rows import ENTROPY, MARGIN, Column, ColumnKind, RowFilter, SortKey, TableLayout
-from .session import Evaluation, Event, Session, SessionEvents, read_file, run_evaluation
+from .session import (
+    Evaluation,
+    Event,
+    Session,
+    SessionEvents,
+    ThresholdPreview,
+    read_file,
+    run_evaluation,
+)
 
 __all__ = [
     "CORRECTED_LABEL",
@@ -28,6 +36,7 @@ __all__ = [
     "SessionEvents",
     "SortKey",
     "TableLayout",
+    "ThresholdPreview",
     "changed_by_formula_guard",
     "guess_gold_column",
     "guess_text_column",

@@ -27,12 +27,13 @@ import pandas as pd
 from matplotlib.figure import Figure
 from spacy.language import Language
 
+from ..decisions import DecisionRule, decision_rule
 from ..errors import BertclsError
 from ..evaluation import EvaluationResult, evaluate_predictions, plot_pr_curves, plot_reliability
-from ..evaluation.files import warn_trained_on
+from ..evaluation.files import uncalibrated_of, warn_trained_on
 from ..fingerprint import text_hashes, trained_on
 from ..labeling import LabeledChunk, LabelProgress, label_chunks, prob_column
-from ..pipelines import PipelineInfo, load_pipeline, pipeline_info
+from ..pipelines import PipelineInfo, find_textcat, load_pipeline, pipeline_info
 from ..tables import first_row_number, read_table, require_columns, row_numbers
 from ..tables.cells import cell_text, label_text, text_values
 from .columns import guess_gold_column, guess_text_column
@@ -77,6 +78,28 @@ class SessionEvents:
 
 
 @dataclass
+class ThresholdPreview:
+    """What a decision threshold on ``label`` does to the labeled rows (see
+    ``Session.threshold_preview``)."""
+
+    label: str
+    threshold: float
+    changed: int  # labeled rows whose label changes
+    predicted: int  # labeled rows given ``label``
+    n_gold: int = 0  # labeled rows with a gold label, which precision and recall are over
+    precision: float | None = None
+    recall: float | None = None
+
+    def format(self) -> str:
+        text = f"{self.predicted:,} rows {self.label}, {self.changed:,} would change"
+        if self.n_gold:
+            p = "—" if self.precision is None else f"{self.precision:.3f}"
+            r = "—" if self.recall is None else f"{self.recall:.3f}"
+            text += f"; on {self.n_gold:,} gold rows precision {p}, recall {r}"
+        return text
+
+
+@dataclass
 class Evaluation:
     """An evaluation of some table rows: the result, which file rows, and its figures."""
 
@@ -97,18 +120,24 @@ class Evaluation:
 def run_evaluation(
     gold: list, probs: np.ndarray, labels: list[str], texts: list[str], rows: np.ndarray,
     gold_column: str, first_row: int = 2, trained: np.ndarray | None = None,
+    rule: DecisionRule | None = None, uncalibrated_probs: np.ndarray | None = None,
 ) -> Evaluation:  # fmt: skip
     """Evaluate and draw the figures; safe on a worker thread (the plots avoid pyplot).
 
     first_row: the number a spreadsheet shows for file row 0, for the report's rows.
     trained: per row, whether the pipeline was trained on its text, to warn as
         ``bertcls evaluate`` does (``Session.trained_rows``).
+    rule, uncalibrated_probs: the decision rule, and the probabilities before temperature
+        scaling, as ``evaluate_predictions`` takes them.
     """
     numbers = row_numbers(first_row, rows)
-    result = evaluate_predictions(gold, probs, labels, texts=texts, row_numbers=numbers)
+    result = evaluate_predictions(
+        gold, probs, labels, texts=texts, row_numbers=numbers, rule=rule,
+        uncalibrated_probs=uncalibrated_probs,
+    )  # fmt: skip
     details = {}
     if trained is not None:
-        details = warn_trained_on(result, trained, gold, probs, labels, texts)
+        details = warn_trained_on(result, trained, gold, probs, labels, texts, rule=rule)
     figures = plot_pr_curves(result), plot_reliability(result)
     return Evaluation(result, rows, gold_column, *figures, details=details)
 
@@ -443,8 +472,9 @@ class Session:
         gold = self.frame[self.gold_column].to_numpy(dtype=object)[rows].tolist()
         texts = text_values(self.frame[self.text_column].iloc[rows])
         probs = self.results.probs[rows].copy()
+        before = uncalibrated_of(self.nlp, probs) if self.nlp is not None else None
         return (gold, probs, self.labels, texts, rows, self.gold_column, self.first_row_number,
-                self.trained_rows()[rows])  # fmt: skip
+                self.trained_rows()[rows], self.rule, before)  # fmt: skip
 
     def set_evaluation(self, evaluation: Evaluation | None) -> None:
         self.evaluation = evaluation
@@ -454,6 +484,90 @@ class Session:
         evaluation = run_evaluation(*self.evaluation_input())
         self.set_evaluation(evaluation)
         return evaluation
+
+    # ================================================================= decisions
+
+    @property
+    def rule(self) -> DecisionRule:
+        """How the pipeline decides labels (`spacy_bertcls.decisions`); the argmax without one."""
+        if self.nlp is None:
+            return DecisionRule.make(self.labels, exclusive=True)
+        return decision_rule(self.nlp)
+
+    def threshold_preview(self, label: str, threshold: float) -> ThresholdPreview:
+        """What deciding ``label`` at ``threshold`` would do to the labeled rows: how many change
+        label, and the precision and recall of ``label`` against the gold column (None without
+        one). Nothing changes; ``set_threshold`` applies it."""
+        rule = self.rule.with_threshold(label, threshold)
+        rows = np.flatnonzero(self.results.labeled)
+        probs = self.results.probs[rows]
+        j = self.labels.index(label)
+        decided = rule.predicted_sets(probs)[:, j]
+        before = self.rule.predicted_sets(probs)[:, j]
+        preview = ThresholdPreview(
+            label, threshold, int((decided != before).sum()), int(decided.sum())
+        )
+        if self.gold_codes is not None:
+            gold = self.gold_codes[rows]
+            known = gold >= 0
+            truth = gold[known] == j
+            hit = decided[known]
+            preview.n_gold = int(known.sum())
+            if hit.any():
+                preview.precision = float((hit & truth).sum() / hit.sum())
+            if truth.any():
+                preview.recall = float((hit & truth).sum() / truth.sum())
+        return preview
+
+    def pr_curve(self, label: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(precision, recall, thresholds) of ``label`` over the labeled rows with a gold label
+        (scikit-learn's precision_recall_curve), or None without gold rows of both kinds."""
+        from sklearn.metrics import precision_recall_curve
+
+        if self.gold_codes is None:
+            return None
+        rows = np.flatnonzero(self.results.labeled & (self.gold_codes >= 0))
+        j = self.labels.index(label)
+        truth = self.gold_codes[rows] == j
+        if not truth.any() or truth.all():
+            return None
+        return precision_recall_curve(truth, self.results.probs[rows, j])
+
+    def set_threshold(self, label: str, threshold: float) -> int:
+        """Decide ``label`` at ``threshold`` from now on: stored in the pipeline in memory (so
+        labeling more rows uses it too; File > Save Pipeline As keeps it) and applied to the
+        labeled rows. Returns how many rows changed label."""
+        if self.nlp is None:
+            raise BertclsError("Load a trained pipeline first (File > Open Pipeline).")
+        _, component = find_textcat(self.nlp)
+        if not hasattr(component, "set_calibration"):
+            raise BertclsError(
+                "This pipeline's text classifier is not bert_textcat: it has no decision "
+                "thresholds to set."
+            )
+        rule = self.rule.with_threshold(label, threshold)
+        changed = self.threshold_preview(label, threshold).changed
+        component.set_calibration(component.temperature, rule.tuned, component.cfg["calibration"])
+        rows = np.flatnonzero(self.results.labeled)
+        self.results.apply_chunk(
+            LabeledChunk.from_probs(rows, self.results.probs[rows], self.labels, rule)
+        )
+        self.evaluation = None
+        self.events.predictions_changed.emit(rows)
+        self.events.evaluation_changed.emit()
+        self.events.pipeline_changed.emit()
+        self.refresh()
+        return changed
+
+    def review_rows(self, below: float) -> np.ndarray:
+        """The labeled rows whose confidence is under ``below``, in file order: the rows to
+        send to a person ("send to review")."""
+        labeled = self.results.labeled & ~np.isnan(self.results.confidence)
+        return np.flatnonzero(labeled & (self.results.confidence < below))
+
+    def review_frame(self, below: float) -> pd.DataFrame:
+        """``labeled_frame`` of ``review_rows(below)``: what Export Rows to Review writes."""
+        return self.results.with_columns(self.frame, self.review_rows(below))
 
     # ================================================================= exports
 
@@ -517,7 +631,7 @@ class Session:
         if CORRECTED_LABEL in frame.columns:
             corrected = self.results.codes_of(frame[CORRECTED_LABEL].tolist())
         with self._resetting():
-            self.results.apply_chunk(LabeledChunk.from_probs(rows, probs[rows], labels))
+            self.results.apply_chunk(LabeledChunk.from_probs(rows, probs[rows], labels, self.rule))
             self.results.corrected[:] = corrected
         if (corrected >= 0).any():
             self.events.corrections_changed.emit(np.flatnonzero(corrected >= 0))
