@@ -61,6 +61,14 @@ def test_threshold_preview_then_set_changes_the_labels_and_the_pipeline(session)
     evaluation = session.evaluate()
     assert "0.999" in evaluation.result.decision
     assert evaluation.result.calibration_before is not None
+    assert "0.999" in session.pipeline_info.decision
+    # Saved as a new pipeline, never over the loaded one.
+    with pytest.raises(BertclsError):
+        session.save_pipeline(session.pipeline_path)
+    saved = session.save_pipeline(session.pipeline_path.parent / "with_threshold")
+    from spacy_bertcls.pipelines import load_pipeline
+
+    assert decision_rule(load_pipeline(saved)).tuned == {"spam": 0.999}
     # The PR curve the app draws the point on.
     precision, recall, thresholds = session.pr_curve("spam")
     assert len(precision) == len(recall) == len(thresholds) + 1

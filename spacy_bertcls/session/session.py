@@ -548,6 +548,7 @@ class Session:
         rule = self.rule.with_threshold(label, threshold)
         changed = self.threshold_preview(label, threshold).changed
         component.set_calibration(component.temperature, rule.tuned, component.cfg["calibration"])
+        self.pipeline_info = pipeline_info(self.nlp)
         rows = np.flatnonzero(self.results.labeled)
         self.results.apply_chunk(
             LabeledChunk.from_probs(rows, self.results.probs[rows], self.labels, rule)
@@ -558,6 +559,19 @@ class Session:
         self.events.pipeline_changed.emit()
         self.refresh()
         return changed
+
+    def save_pipeline(self, out: str | Path, *, overwrite: bool = False) -> Path:
+        """Write the pipeline as it is now (e.g. with thresholds set here) to a new folder
+        ``out``, atomically; never over the folder it was loaded from."""
+        from ..outputs import check_out_folder, staged_folder
+
+        if self.nlp is None or self.pipeline_path is None:
+            raise BertclsError("Load a trained pipeline first (File > Open Pipeline).")
+        out = Path(out)
+        check_out_folder(self.pipeline_path, out, overwrite=overwrite)
+        with staged_folder(out) as stage:
+            self.nlp.to_disk(stage)
+        return out
 
     def review_rows(self, below: float) -> np.ndarray:
         """The labeled rows whose confidence is under ``below``, in file order: the rows to
