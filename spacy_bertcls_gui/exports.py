@@ -1,6 +1,7 @@
-"""Writing the session's work out: the labeled table, corrections as training data, the
-evaluation report, and session files (save and reopen). A mixin of ``MainWindow``: each
-method asks where (a dialog tests can answer), then runs the core writer off the UI thread."""
+"""Writing the session's work out: the labeled table, the rows to review, corrections as
+training data, the evaluation report, the pipeline with the thresholds set here, and session
+files (save and reopen). A mixin of ``MainWindow``: each method asks where (a dialog tests can
+answer), then runs the core writer off the UI thread."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Any
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.evaluation import write_report
 from spacy_bertcls.outputs import check_not_same_file
-from spacy_bertcls.pipelines import load_pipeline, pipeline_info
 from spacy_bertcls.session import (
     CORRECTION_SUFFIXES,
     changed_by_formula_guard,
@@ -20,10 +20,15 @@ from spacy_bertcls.session import (
 from spacy_bertcls.session.saved import SESSION_SUFFIX, SavedSession, load_session, save_session
 from spacy_bertcls.tables import WRITABLE_SUFFIXES, write_table
 
+from .labeling_run import load_on_device
+
 TABLE_EXPORT_FILTERS = (
     "CSV (*.csv);;Excel (*.xlsx);;Parquet (*.parquet);;TSV (*.tsv);;JSON lines (*.jsonl)"
 )
 SESSION_FILTER = f"bertcls session (*{SESSION_SUFFIX})"
+#: The settings key of the last confidence asked for by Export Rows to Review.
+REVIEW_CONFIDENCE_KEY = "export/reviewConfidence"
+DEFAULT_REVIEW_CONFIDENCE = 0.8
 
 
 class ExportsMixin:
@@ -42,6 +47,20 @@ class ExportsMixin:
         box.exec()
         clicked = box.clickedButton()
         return "all" if clicked is all_button else "shown" if clicked is shown_button else None
+
+    def _get_review_confidence(self) -> float | None:
+        """The confidence under which rows go to review, or None to cancel."""
+        from PySide6.QtWidgets import QInputDialog
+
+        start = float(self.settings.value(REVIEW_CONFIDENCE_KEY, DEFAULT_REVIEW_CONFIDENCE))
+        value, ok = QInputDialog.getDouble(
+            self, "Export rows to review",
+            "Export the labeled rows whose confidence is under:", start, 0.01, 1.0, 2,
+        )  # fmt: skip
+        if not ok:
+            return None
+        self.settings.setValue(REVIEW_CONFIDENCE_KEY, value)
+        return value
 
     # ----------------------------------------------------------------- the labeled table
 
@@ -94,6 +113,89 @@ class ExportsMixin:
         self._run_task(
             f"Writing {path.name}", write_table, frame, path,
             on_done=written, failure_title="Could not export the table",
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- rows to review
+
+    def export_review_rows(
+        self, path: str | Path | None = None, below: float | None = None
+    ) -> None:
+        """Write the labeled rows whose confidence is under ``below`` (asked for) as the labeled
+        table is written (``Session.review_frame``): the rows a person should check."""
+        session = self.session
+        if session.file_path is None or session.nlp is None or not session.results.labeled_count():
+            self._show_error("Nothing to export", "Open a pipeline and a file, and label it first.")
+            return
+        if below is None:
+            below = self._get_review_confidence()
+            if below is None:
+                return
+        frame = session.review_frame(below)
+        if frame.empty:
+            message = f"No labeled row has a confidence under {below:g}: nothing was written."
+            self.statusBar().showMessage(message, 10000)
+            self._show_info("No rows to review", message)
+            return
+        if path is None:
+            source = session.file_path
+            suggestion = str(source.with_name(f"{source.stem}_review.csv"))
+            chosen = self._get_save_path("Export rows to review", suggestion, TABLE_EXPORT_FILTERS)
+            if not chosen:
+                return
+            path = chosen
+        path = Path(path)
+        try:
+            if path.suffix.lower() not in WRITABLE_SUFFIXES:
+                raise BertclsError(
+                    f"{path.name}: choose one of {', '.join(WRITABLE_SUFFIXES)} as the file type."
+                )
+            check_not_same_file(
+                session.file_path, path, example=f"{session.file_path.stem}_review.csv"
+            )
+        except BertclsError as error:
+            self._report_failure("Cannot export the rows to review", error)
+            return
+        count = len(frame)
+        self._run_task(
+            f"Writing {path.name}", write_table, frame, path,
+            on_done=lambda _: self.statusBar().showMessage(
+                f"Exported {count:,} rows under confidence {below:g} to {path}", 10000
+            ),
+            failure_title="Could not export the rows to review",
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------- the pipeline
+
+    def save_pipeline_as(self, path: str | Path | None = None) -> None:
+        """Write the pipeline as it is now (with the thresholds set in Label > Decision
+        Threshold) to a new folder, which ``bertcls label`` and File > Open Pipeline load."""
+        session = self.session
+        if session.nlp is None or session.pipeline_path is None:
+            self._show_error("No pipeline", "Load a trained pipeline first (File > Open Pipeline).")
+            return
+        if path is None:
+            source = session.pipeline_path
+            suggestion = str(source.with_name(f"{source.name}-thresholds"))
+            chosen = self._get_save_path(
+                "Save the pipeline as a new folder", suggestion, "Pipeline folder (*)"
+            )
+            if not chosen:
+                return
+            path = chosen
+        out = Path(path)
+        decision = session.pipeline_info.decision if session.pipeline_info else ""
+
+        def job() -> Path:
+            with session.nlp_lock:  # not while "Try a text" or labeling predicts with it
+                return session.save_pipeline(out)
+
+        def written(folder: Path) -> None:
+            how = f" (decides: {decision})" if decision else ""
+            self.statusBar().showMessage(f"Saved the pipeline to {folder}{how}", 15000)
+
+        self._run_task(
+            f"Saving the pipeline to {out}", job,
+            on_done=written, failure_title="Could not save the pipeline",
         )  # fmt: skip
 
     # ----------------------------------------------------------------- corrections
@@ -229,14 +331,15 @@ class ExportsMixin:
         if not self._confirm_clearing("Open a session?", "Opening a session"):
             return
 
+        device = self.device
+
         def job() -> tuple[SavedSession, Any, Any]:
             saved = load_session(path)
             nlp = info = None
             if saved.pipeline_path:
-                nlp = load_pipeline(saved.pipeline_path)
-                info = pipeline_info(nlp)
+                nlp, info = load_on_device(saved.pipeline_path, device)
             frame = read_file(saved.file_path, sheet=saved.sheet)
-            return saved, (nlp, info), frame
+            return saved, (nlp, info, device), frame
 
         self._run_task(
             f"Opening session {Path(path).name}", job,
@@ -246,11 +349,12 @@ class ExportsMixin:
 
     def _session_loaded(self, saved: SavedSession, pipeline: Any, frame: Any) -> None:
         session = self.session
-        nlp, info = pipeline
+        nlp, info, device = pipeline
         file_path = Path(saved.file_path)
         self._watch(file_path, self._stat(file_path))
         session.set_table(file_path, frame, sheet=saved.sheet, text_column=saved.text_column)
         if nlp is not None:
+            self.pipeline_device = device
             session.set_pipeline(Path(saved.pipeline_path), nlp, info)
         restored = session.restore(saved)
         self.table_panel.show_filter()

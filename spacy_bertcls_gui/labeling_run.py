@@ -1,20 +1,56 @@
 """Labeling and evaluating from the window: the worker, its progress bar and Cancel, what
 happens when a run ends (sort on the new values, evaluate against the gold column), and the
-Evaluation tab's requests. A mixin of ``MainWindow``; the labeling itself is
-``spacy_bertcls.labeling.label_chunks`` run by ``LabelWorker``, the evaluation
-``spacy_bertcls.session.run_evaluation`` run as a task; results go to the session."""
+Evaluation tab's requests, and the device labeling runs on (Label > Device). A mixin of
+``MainWindow``; the labeling itself is ``spacy_bertcls.labeling.label_chunks`` run by
+``LabelWorker``, the evaluation ``spacy_bertcls.session.run_evaluation`` run as a task; results
+go to the session."""
 
 from __future__ import annotations
 
+import functools
 import time
+from pathlib import Path
 
 import numpy as np
+from spacy.language import Language
 
+from spacy_bertcls.devices import CPU, check_gpu, check_pipeline_device, use_device
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.labeling import LabeledChunk
+from spacy_bertcls.pipelines import PipelineInfo, load_pipeline, pipeline_info
 from spacy_bertcls.session import Evaluation, run_evaluation
 
 from .workers import LabelWorker
+
+#: The settings key of the device chosen in Label > Device (-1 the CPU, as ``--device``).
+DEVICE_KEY = "labeling/device"
+
+
+@functools.cache
+def cuda_devices() -> tuple[str, ...]:
+    """The names of the CUDA GPUs torch sees (none without CUDA), numbered from 0."""
+    import torch
+
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+
+
+def device_name(device: int) -> str:
+    if device == CPU:
+        return "the CPU"
+    names = cuda_devices()
+    return f"GPU {device} ({names[device]})" if device < len(names) else f"GPU {device}"
+
+
+def load_on_device(path: str | Path, device: int) -> tuple[Language, PipelineInfo]:
+    """Load a pipeline to label on ``device``, in spaCy's order: choose the device, then load,
+    so the weights go there (as ``bertcls label --device``). For a worker thread: thinc keeps
+    the current device per thread, so it is chosen in the thread that loads."""
+    use_device(device)
+    nlp = load_pipeline(path)
+    check_pipeline_device(nlp, device)
+    return nlp, pipeline_info(nlp)
 
 
 def format_seconds(seconds: float) -> str:
@@ -27,6 +63,53 @@ def format_seconds(seconds: float) -> str:
 
 
 class LabelingMixin:
+    # ----------------------------------------------------------------- the device
+
+    @property
+    def device(self) -> int:
+        """The device chosen in Label > Device: the CPU (-1) unless a GPU of this machine."""
+        try:
+            device = int(self.settings.value(DEVICE_KEY, CPU))
+        except (TypeError, ValueError):
+            return CPU
+        return device if 0 <= device < len(cuda_devices()) else CPU
+
+    def choose_device(self, device: int) -> None:
+        """Label on ``device`` from the next pipeline loaded (spaCy puts a pipeline's weights
+        on a device when it loads it); offers to reload the one loaded now."""
+        try:
+            check_gpu(device, option="Device", task="label")
+        except BertclsError as error:
+            self._report_failure("Cannot label on this device", error)
+            self._show_device()
+            return
+        self.settings.setValue(DEVICE_KEY, device)
+        self._show_device()
+        session = self.session
+        where = device_name(device)
+        if session.nlp is None or device == self.pipeline_device:
+            self.statusBar().showMessage(f"Labeling runs on {where}", 8000)
+            return
+        question = (
+            f"The pipeline was loaded on {device_name(self.pipeline_device)}. A pipeline runs "
+            f"on the device it was loaded on: reload {session.pipeline_path} on {where} now?"
+        )
+        if not self.is_busy() and self._ask("Reload the pipeline?", question):
+            self.load_pipeline(session.pipeline_path)
+        else:
+            self.statusBar().showMessage(
+                f"Pipelines loaded from now on run on {where}; the one loaded now stays on "
+                f"{device_name(self.pipeline_device)}",
+                10000,
+            )
+
+    def _show_device(self) -> None:
+        action = self.device_actions.get(self.device)
+        if action is not None:
+            action.setChecked(True)
+
+    # ----------------------------------------------------------------- labeling
+
     def is_labeling(self) -> bool:
         """True from Label until the run's end has been handled (its last chunk shown)."""
         return self._labeling
@@ -52,7 +135,13 @@ class LabelingMixin:
         except BertclsError as error:
             self._report_failure("Missing text column", error)
             return
-        worker = LabelWorker(session.nlp, texts, rows, nlp_lock=session.nlp_lock)
+        device = self.pipeline_device
+        try:
+            check_pipeline_device(session.nlp, device)
+        except BertclsError as error:
+            self._report_failure("Cannot label on this device", error)
+            return
+        worker = LabelWorker(session.nlp, texts, rows, nlp_lock=session.nlp_lock, device=device)
         worker.chunk_ready.connect(self._on_chunk)
         worker.progress.connect(self._on_progress)
         worker.failed.connect(lambda error, tb: self._report_failure("Labeling failed", error, tb))
@@ -66,7 +155,8 @@ class LabelingMixin:
         self.cancel_button.show()
         self.cancel_button.setEnabled(True)
         self.speed_label.setText("starting…")
-        self.statusBar().showMessage(f"Labeling {len(rows):,} rows…")
+        on = f" on {device_name(device)}" if device != CPU else ""
+        self.statusBar().showMessage(f"Labeling {len(rows):,} rows{on}…")
         self.last_run = {"rows": len(rows), "started": time.perf_counter()}
         worker.start()
         self._update_actions()

@@ -32,9 +32,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from spacy_bertcls.devices import CPU
 from spacy_bertcls.errors import BertclsError
 from spacy_bertcls.labeling import predict_proba
-from spacy_bertcls.pipelines import PipelineInfo, load_pipeline, pipeline_info
+from spacy_bertcls.pipelines import PipelineInfo
 from spacy_bertcls.session import Session, read_file
 from spacy_bertcls.tables import EXCEL_SUFFIXES, SUPPORTED_SUFFIXES, list_sheets
 
@@ -42,11 +43,12 @@ from .detail_panel import DetailPanel
 from .evaluation_panel import EvaluationPanel
 from .exports import ExportsMixin
 from .file_watch import FileWatchMixin
-from .labeling_run import LabelingMixin
+from .labeling_run import LabelingMixin, load_on_device
 from .menus import build_actions, build_menus
 from .pipeline_panel import PipelinePanel
 from .settings import RecentList, open_settings
 from .table_panel import TablePanel
+from .threshold_dialog import ThresholdDialog
 from .try_text_panel import TryTextPanel
 from .window_layout import LayoutMixin
 from .workers import LabelWorker, TaskRunner
@@ -76,6 +78,9 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self._run_message = ""
         self.last_run: dict[str, Any] = {}
         self.last_error: tuple[str, str] | None = None
+        #: The device the loaded pipeline runs on (Label > Device chooses it for the next load).
+        self.pipeline_device = CPU
+        self.threshold_dialog: ThresholdDialog | None = None  # Label > Decision Threshold
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -273,10 +278,14 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         if not self._confirm_clearing("Load another pipeline?", "Loading another pipeline"):
             return
         self.pipeline_panel.set_loading(str(path))
+        device = self.device
 
         def job() -> tuple[Any, PipelineInfo]:
-            nlp = load_pipeline(path)
-            return nlp, pipeline_info(nlp)
+            return load_on_device(path, device)
+
+        def done(result: tuple[Any, PipelineInfo]) -> None:
+            self.pipeline_device = device
+            self.session.set_pipeline(path, *result)
 
         def failed(error: BaseException, tb: str) -> None:
             self.pipeline_panel.set_info(self.session.pipeline_info)
@@ -287,7 +296,7 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self._run_task(
             f"Loading pipeline {path}",
             job,
-            on_done=lambda result: self.session.set_pipeline(path, *result),
+            on_done=done,
             on_failed=failed,
             failure_title="Could not load the pipeline",
         )
@@ -563,6 +572,13 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         )
         self.evaluation_panel.evaluate_button.setEnabled(self.evaluate_action.isEnabled())
         self.export_report_action.setEnabled(session.evaluation is not None)
+        labeled = has_labels and session.results.labeled_count() > 0
+        self.threshold_action.setEnabled(labeled and not labeling)
+        self.export_review_action.setEnabled(labeled)
+        self.save_pipeline_action.setEnabled(has_pipeline)
+        self.device_menu.setEnabled(not labeling)
+        if self.threshold_dialog is not None:
+            self.threshold_dialog.set_available(labeled and not self.is_busy())
 
     def _refresh_recent(self) -> None:
         for menu, recent, slot in (

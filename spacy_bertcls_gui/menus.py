@@ -8,8 +8,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QMessageBox, QToolBar
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMenu, QMessageBox, QToolBar
+
+from spacy_bertcls.devices import CPU
+
+from .labeling_run import cuda_devices
+from .threshold_dialog import show_threshold_dialog
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -40,7 +45,13 @@ clears, Ctrl+Z undoes. <b>Edit &gt; Label Shown Rows As</b> sets every filtered 
 <p><b>File &gt; Save Session</b> (Ctrl+Shift+S) keeps everything (predictions, corrections,
 filters) to reopen later with <b>File &gt; Open Session</b>. <b>Export Corrections</b> writes
 training data for <code>bertcls train</code>; <b>Export Labeled Table</b> writes the columns
-<code>bertcls label</code> writes.</p>
+<code>bertcls label</code> writes; <b>Export Rows to Review</b> writes the rows whose
+confidence is under a value you choose, for a person to check.</p>
+<h3>Decision thresholds</h3>
+<p><b>Label &gt; Decision Threshold</b> moves the probability at which a label applies (two
+exclusive classes, or any label of a multi-label classifier) and shows what changes before
+you apply it. <b>File &gt; Save Pipeline As</b> keeps the threshold in a new pipeline folder
+that <code>bertcls label</code> uses.</p>
 <h3>Evaluating</h3>
 <p>With a gold column, <b>Evaluate</b> (F5) scores the labeled rows; click a confusion-matrix
 cell to see its rows. Rows the pipeline was trained on are counted apart.</p>
@@ -83,6 +94,12 @@ def build_actions(window: MainWindow) -> None:
            "Write the corrected rows as training data (text,label CSV or .spacy)")  # fmt: skip
     action("export_report_action", "Export Evaluation &Report…", w.export_report, "Ctrl+R",
            "Write the HTML evaluation report the CLI writes")  # fmt: skip
+    action("export_review_action", "Export Rows to Re&view…", w.export_review_rows, None,
+           "Write the labeled rows whose confidence is under a value, for a person to check")  # fmt: skip
+    action("save_pipeline_action", "Save Pipe&line As…", w.save_pipeline_as, None,
+           "Write the pipeline with the thresholds set here to a new folder (for bertcls label)")  # fmt: skip
+    action("threshold_action", "Decision &Threshold…", lambda: show_threshold_dialog(w), None,
+           "Move a label's decision threshold and see what changes before applying it")  # fmt: skip
     action("quit_action", "&Quit", w.close, "Ctrl+Q")
     action("undo_action", "&Undo Correction", w.undo, QKeySequence.StandardKey.Undo)
     action("redo_action", "&Redo Correction", w.redo, "Ctrl+Shift+Z")
@@ -126,6 +143,9 @@ def build_menus(window: MainWindow) -> None:
     file_menu.addAction(w.export_table_action)
     file_menu.addAction(w.export_corrections_action)
     file_menu.addAction(w.export_report_action)
+    file_menu.addAction(w.export_review_action)
+    file_menu.addSeparator()
+    file_menu.addAction(w.save_pipeline_action)
     file_menu.addSeparator()
     file_menu.addAction(w.quit_action)
 
@@ -140,6 +160,10 @@ def build_menus(window: MainWindow) -> None:
     label_menu.addAction(w.label_action)
     label_menu.addAction(w.cancel_action)
     label_menu.addAction(w.evaluate_action)
+    label_menu.addSeparator()
+    label_menu.addAction(w.threshold_action)
+    w.device_menu = label_menu.addMenu("&Device")
+    _fill_device_menu(w, w.device_menu)
 
     view_menu = menu_bar.addMenu("&View")
     view_menu.addAction(w.find_action)
@@ -157,6 +181,27 @@ def build_menus(window: MainWindow) -> None:
     help_menu.addAction(w.guide_action)
     help_menu.addSeparator()
     help_menu.addAction(w.about_action)
+
+
+def _fill_device_menu(window: MainWindow, menu: QMenu) -> None:
+    """CPU and one entry per CUDA GPU, one of them checked: where pipelines loaded from now on
+    label (``window.device_actions`` maps a device number to its action)."""
+    group = QActionGroup(window)
+    group.setExclusive(True)
+    window.device_actions = {}
+    names = cuda_devices()
+    entries = [(CPU, "&CPU")] + [(i, f"&GPU {i}: {name}") for i, name in enumerate(names)]
+    for device, text in entries:
+        act = menu.addAction(text)
+        act.setCheckable(True)
+        act.setData(device)
+        group.addAction(act)
+        window.device_actions[device] = act
+    if not names:
+        menu.addAction("GPU: none found (CUDA not available)").setEnabled(False)
+    window.device_actions[window.device].setChecked(True)
+    # triggered (not toggled): only the user's choice, never the check set here.
+    group.triggered.connect(lambda act: window.choose_device(int(act.data())))
 
 
 def _fill_label_shown_menu(window: MainWindow) -> None:

@@ -5,8 +5,10 @@
 
 Opens the airline tweets (or ``--file``), labels every row, then saves: the labeled table, a
 filtered view, the details panel, Try a text, the evaluation (confusion matrix, PR curves),
-a table filtered by a confusion-matrix cell, and the pipeline info. Settings go to a temporary
-folder, so the user's recent lists and layout are untouched. Prints how long labeling took.
+a table filtered by a confusion-matrix cell, the pipeline info, and the Decision Threshold
+dialog (``--threshold``, on ``--threshold-label``). ``--only thresholds`` saves just that
+dialog. Settings go to a temporary folder, so the user's recent lists and layout are untouched.
+Prints how long labeling took.
 """
 
 from __future__ import annotations
@@ -76,6 +78,25 @@ def use_dark_palette(app: QApplication) -> None:
     app.setPalette(palette)
 
 
+def shot_thresholds(window: MainWindow, args: argparse.Namespace, shot: Callable) -> None:
+    """Label > Decision Threshold with the slider moved to ``args.threshold`` (not applied),
+    alone and over the window."""
+    from spacy_bertcls_gui.threshold_dialog import show_threshold_dialog
+
+    dialog = show_threshold_dialog(window)
+    dialog.set_label(args.threshold_label or window.session.labels[-1])
+    dialog.set_threshold(args.threshold)
+    pause(400)  # the curve's point is drawn after the slider rests
+    shot("08_decision_threshold", dialog)
+    # The whole screen (under Xvfb: the window with the dialog over it, as a user sees them).
+    dialog.move(window.geometry().center() - dialog.rect().center())
+    pause(250)
+    path = args.output / f"{args.prefix}08b_decision_threshold_over_window.png"
+    window.screen().grabWindow(0).save(str(path))
+    print(f"saved {path}")
+    dialog.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pipeline", type=Path, help="a trained pipeline folder")
@@ -91,6 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--size", default="1280x800", help="window size, WIDTHxHEIGHT")
     parser.add_argument("--dark", action="store_true", help="a dark palette (Fusion style)")
+    parser.add_argument(
+        "--threshold-label", default=None, help="the label of the threshold scene (default: last)"
+    )
+    parser.add_argument(
+        "--threshold", type=float, default=0.3, help="the threshold the threshold scene shows"
+    )
+    parser.add_argument(
+        "--only", choices=["thresholds"], default=None, help="save only this scene (after labeling)"
+    )
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
 
@@ -144,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"labeled {run.get('done')} rows in {run.get('seconds', 0):.1f} s ({run.get('rate', 0):.0f} rows/s)"
     )
+
+    if args.only == "thresholds":
+        shot_thresholds(window, args, shot)
+        window.close()
+        return 0
 
     model = window.model
     table = window.table
@@ -227,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
 
     window.views.setCurrentIndex(2)
     shot("07_pipeline_info")
+    shot_thresholds(window, args, shot)
     (args.output / f"{args.prefix}timings.json").write_text(json.dumps(run, indent=2) + "\n")
     print(json.dumps(run, indent=2))
     window._ask = lambda title, question: True

@@ -18,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QRunnable, QThread, QThreadPool, Signal
 from spacy.language import Language
 
+from spacy_bertcls.devices import CPU, use_device
 from spacy_bertcls.labeling import LabelingCancelled, LabelProgress, label_chunks
 
 
@@ -28,7 +29,9 @@ class LabelWorker(QThread):
     Signals: ``chunk_ready(LabeledChunk)`` after every chunk, ``progress(done, total, rows_per_s,
     seconds_left)``, ``failed(exception, traceback_text)``. When ``run`` returns, ``state`` is
     ``"done"``, ``"cancelled"`` or ``"failed"`` and ``done_rows`` says how many rows were
-    labeled; the rows of every emitted chunk stay labeled whatever the end.
+    labeled; the rows of every emitted chunk stay labeled whatever the end. ``device``: the
+    GPU the pipeline was loaded on, made this thread's current device (-1, the CPU: nothing
+    to do).
     """
 
     chunk_ready = Signal(object)
@@ -45,10 +48,12 @@ class LabelWorker(QThread):
         target_seconds: float = 0.5,
         min_chunk: int = 16,
         max_chunk: int = 512,
+        device: int = CPU,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._nlp = nlp
+        self._device = device
         self._texts = texts
         self._rows = np.asarray(rows, dtype=np.int64)
         self._lock = nlp_lock
@@ -79,6 +84,8 @@ class LabelWorker(QThread):
         self.state = "running"
         started = time.perf_counter()
         try:
+            if self._device != CPU:
+                use_device(self._device)  # thinc and CuPy keep the current GPU per thread
             chunks = label_chunks(
                 self._nlp,
                 self._texts,

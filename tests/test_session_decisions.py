@@ -25,8 +25,9 @@ def pipeline_dir(tiny_encoder, tmp_path_factory):
 
 @pytest.fixture
 def session(pipeline_dir, tmp_path):
-    texts = DEV_HAM + DEV_SPAM
-    gold = ["ham"] * len(DEV_HAM) + ["spam"] * len(DEV_SPAM)
+    # The last row has no text: no prediction, and no point on a PR curve.
+    texts = DEV_HAM + DEV_SPAM + [""]
+    gold = ["ham"] * len(DEV_HAM) + ["spam"] * len(DEV_SPAM) + ["ham"]
     table = tmp_path / "messages.csv"
     pd.DataFrame({"text": texts, "label": gold}).to_csv(table, index=False)
     session = Session()
@@ -42,7 +43,7 @@ def test_threshold_preview_then_set_changes_the_labels_and_the_pipeline(session)
     probs = session.results.probs
     preview = session.threshold_preview("spam", 0.999)
     now_spam = session.results.predicted == spam
-    will_be_spam = probs[:, spam] >= 0.999
+    will_be_spam = np.nan_to_num(probs[:, spam], nan=0.0) >= 0.999
     assert preview.changed == int((now_spam != will_be_spam).sum())
     assert preview.predicted == int(will_be_spam.sum())
     gold = session.gold_codes == spam

@@ -526,8 +526,10 @@ class Session:
 
         if self.gold_codes is None:
             return None
-        rows = np.flatnonzero(self.results.labeled & (self.gold_codes >= 0))
         j = self.labels.index(label)
+        # Labeled rows without a text have no probabilities (NaN): no point on any curve.
+        scored = self.results.labeled & ~np.isnan(self.results.probs[:, j])
+        rows = np.flatnonzero(scored & (self.gold_codes >= 0))
         truth = self.gold_codes[rows] == j
         if not truth.any() or truth.all():
             return None
