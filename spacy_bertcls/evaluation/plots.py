@@ -140,16 +140,16 @@ def plot_reliability(result: EvaluationResult) -> Figure:
         edgecolor="#4C72B0",
         label="Accuracy in bin",
     )
+    before = getattr(result, "calibration_before", None)
     top.plot(
         cal.mean_confidence,
         cal.accuracy,
         marker="o",
         color="#C44E52",
         linewidth=1.5,
-        label="Mean confidence vs accuracy",
+        label="Mean confidence vs accuracy" + ("" if before is None else " (calibrated)"),
     )
     title = f"Reliability diagram (ECE {cal.ece:.3f})"
-    before = getattr(result, "calibration_before", None)
     if before is not None:
         top.plot(
             before.mean_confidence,
