@@ -242,11 +242,12 @@ def plot_multilabel_reliability(result: MultiLabelResult) -> Figure:
     result (MultiLabelResult): The evaluation to draw.
     RETURNS (Figure): A new figure, not attached to pyplot.
     """
-    fig = plot_reliability(result)  # reads only result.calibration
+    fig = plot_reliability(result)  # reads result.calibration and calibration_before
     top, bottom = fig.axes[:2]
     names = {
         "Accuracy in bin": "Share with the label in bin",
         "Mean confidence vs accuracy": "Mean probability vs share with the label",
+        "Mean confidence vs accuracy (calibrated)": "Mean probability vs share (calibrated)",
     }
     for artist in [*top.lines, *top.containers]:
         if artist.get_label() in names:
