@@ -37,6 +37,7 @@ from .architectures import (
 )
 from .decisions import check_thresholds
 from .errors import BertclsError
+from .explain import DEFAULT_METHOD, DEFAULT_STEPS, Explanation, explain_doc
 from .fingerprint import (
     FINGERPRINT_FILE,
     hashes_from_bytes,
@@ -82,6 +83,7 @@ SAVED_CFG_KEYS = (
     "class_weights_used",
     "positive_label",
     "temperature",
+    "logit_bias",
     "decision_thresholds",
     "calibration",
 )
@@ -202,6 +204,8 @@ class BertTextCategorizer(TrainablePipe):
             # multi-label), the decision thresholds {label: threshold} of
             # spacy_bertcls.decisions, and a summary of the fit (data, ECE before/after).
             "temperature": None,
+            # Multi-label only: per label, the bias added after the temperature (Platt scaling).
+            "logit_bias": None,
             "decision_thresholds": {},
             "calibration": None,
         }
@@ -265,13 +269,16 @@ class BertTextCategorizer(TrainablePipe):
         temperature: Sequence[float] | None,
         decision_thresholds: dict[str, float] | None = None,
         summary: dict[str, Any] | None = None,
+        *,
+        bias: Sequence[float] | None = None,
     ) -> None:
-        """Set the temperature, the decision thresholds and the fit's summary (see
-        spacy_bertcls.calibration.calibrate, which fits them)."""
+        """Set the temperature (and, multi-label, the per-label bias), the decision thresholds
+        and the fit's summary (see spacy_bertcls.calibration.calibrate, which fits them)."""
         self.cfg.update(
             check_calibration(
                 {
                     "temperature": None if temperature is None else list(temperature),
+                    "logit_bias": None if bias is None else list(bias),
                     "decision_thresholds": dict(decision_thresholds or {}),
                     "calibration": summary,
                 },
@@ -280,11 +287,18 @@ class BertTextCategorizer(TrainablePipe):
             )
         )
 
+    @property
+    def logit_bias(self) -> list[float] | None:
+        """Multi-label: the per-label bias added after the temperature (None: none)."""
+        return self.cfg["logit_bias"]
+
     def _scaled(self, logits):
-        temperature = self.cfg["temperature"]
-        if not temperature:
-            return logits
-        return logits / self.model.ops.asarray1f(temperature)
+        temperature, bias = self.cfg["temperature"], self.cfg["logit_bias"]
+        if temperature:
+            logits = logits / self.model.ops.asarray1f(temperature)
+        if bias:
+            logits = logits + self.model.ops.asarray1f(bias)
+        return logits
 
     def set_annotations(self, docs: Iterable[Doc], scores) -> None:
         scores = self.model.ops.to_numpy(scores)
@@ -297,6 +311,18 @@ class BertTextCategorizer(TrainablePipe):
             shifted = xp.exp(logits - logits.max(axis=1, keepdims=True))
             return shifted / shifted.sum(axis=1, keepdims=True)
         return 1.0 / (1.0 + xp.exp(-logits))
+
+    def explain(
+        self,
+        doc: Doc,
+        label: str | None = None,
+        *,
+        method: str = DEFAULT_METHOD,
+        n_steps: int = DEFAULT_STEPS,
+    ) -> Explanation:
+        """How much each token of ``doc`` pushed the calibrated probability of ``label``
+        (None: the predicted label) up or down; see ``spacy_bertcls.explain``."""
+        return explain_doc(self, doc, label, method=method, n_steps=n_steps)
 
     # Training ------------------------------------------------------------------------------
 
@@ -647,7 +673,7 @@ class BertTextCategorizer(TrainablePipe):
             )
 
 
-CALIBRATION_KEYS = ("temperature", "decision_thresholds", "calibration")
+CALIBRATION_KEYS = ("temperature", "logit_bias", "decision_thresholds", "calibration")
 
 
 def check_calibration(
@@ -670,6 +696,22 @@ def check_calibration(
                 f"temperature = {temperature!r} should be a list of {size} positive number(s)."
             )
         temperature = [float(t) for t in temperature]
+    bias = values.get("logit_bias")
+    if bias is not None:
+        if (
+            exclusive
+            or not isinstance(bias, list | tuple)
+            or len(bias) != len(labels)
+            or not all(
+                isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b)
+                for b in bias
+            )
+        ):
+            raise BertclsError(
+                f"logit_bias = {bias!r} should be null, or for a multi-label classifier a list "
+                f"of {len(labels)} finite numbers."
+            )
+        bias = [float(b) for b in bias]
     thresholds = values.get("decision_thresholds") or {}
     if not isinstance(thresholds, dict):
         raise BertclsError(f"decision_thresholds = {thresholds!r} should be {{label: threshold}}.")
@@ -677,7 +719,12 @@ def check_calibration(
     summary = values.get("calibration")
     if summary is not None and not isinstance(summary, dict):
         raise BertclsError(f"calibration = {summary!r} should be a summary mapping or null.")
-    return {"temperature": temperature, "decision_thresholds": thresholds, "calibration": summary}
+    return {
+        "temperature": temperature,
+        "logit_bias": bias,
+        "decision_thresholds": thresholds,
+        "calibration": summary,
+    }
 
 
 def batched(items: Iterable[Any], size: int = 1024) -> Iterable[list[Any]]:

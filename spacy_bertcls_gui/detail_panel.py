@@ -1,33 +1,70 @@
-"""The Details tab: the selected row's full text, its class probabilities, and its correction."""
+"""The Details tab: the selected row's full text, its class probabilities, and its correction.
+
+"Why this label?" highlights the words that pushed the predicted label up (orange) or down
+(blue), as ``spacy_bertcls.explain`` scores them. The explanation is computed on the worker pool
+once the selection has rested for a moment (scrolling through rows starts none), under the
+pipeline's lock, and kept for the last rows shown.
+"""
 
 from __future__ import annotations
 
 import html
+from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
     QLabel,
     QPlainTextEdit,
+    QPushButton,
+    QTextEdit,
     QVBoxLayout,
     QWidget,
 )
 
+from spacy_bertcls.explain import Explanation, explain, explainable
 from spacy_bertcls.session import Session
 
 from .charts import ProbabilityChart
 from .delegates import NO_CORRECTION
+from .workers import TaskRunner
+
+# How long the selection must rest on a row before its explanation is computed.
+EXPLAIN_DELAY_MS = 300
+# Explanations kept, for going back and forth between rows.
+EXPLANATIONS_KEPT = 100
+TOWARDS = (230, 90, 30)
+AGAINST = (40, 110, 230)
 
 
 class DetailPanel(QWidget):
     """Shows one file row of a session; picking a label in ``corrected_label`` corrects it."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QWidget | None = None, pool: QThreadPool | None = None) -> None:
         super().__init__(parent)
         self._row = -1
         self._session: Session | None = None
+        self._tasks = TaskRunner(pool or QThreadPool.globalInstance())
+        # (row, text, label) -> explanation of the label for the text, the latest last.
+        self._explanations: OrderedDict[tuple[int, str, str], Explanation] = OrderedDict()
+        self._explain_request = 0
+        self.why_button = QPushButton("Why this label?")
+        self.why_button.setCheckable(True)
+        self.why_button.setEnabled(False)
+        self.why_button.setToolTip(
+            "Highlight the words that pushed the predicted label up (orange) or down (blue)"
+        )
+        self.why_button.toggled.connect(self._on_why_toggled)
+        self.why_label = QLabel("")
+        self.why_label.setWordWrap(True)
+        self.why_label.setTextFormat(Qt.TextFormat.RichText)
+        self.explain_timer = QTimer(self)
+        self.explain_timer.setSingleShot(True)
+        self.explain_timer.setInterval(EXPLAIN_DELAY_MS)
+        self.explain_timer.timeout.connect(self._explain_row)
         self.keys_label = QLabel("")
         self.keys_label.setWordWrap(True)
         self.keys_label.setTextFormat(Qt.TextFormat.RichText)
@@ -52,6 +89,8 @@ class DetailPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(self.row_label)
         layout.addWidget(self.text_view, 1)
+        layout.addWidget(self.why_button, 0, Qt.AlignmentFlag.AlignLeft)
+        layout.addWidget(self.why_label)
         layout.addLayout(form)
         layout.addWidget(QLabel("Class probabilities:"))
         layout.addWidget(self.chart)
@@ -67,6 +106,7 @@ class DetailPanel(QWidget):
         self._session = session
         session.events.labels_changed.connect(self._on_labels_changed)
         session.events.table_reset.connect(self.clear)
+        session.events.pipeline_changed.connect(self._explanations.clear)
         for event in (session.events.predictions_changed, session.events.corrections_changed):
             event.connect(self._on_rows_changed)
 
@@ -125,6 +165,7 @@ class DetailPanel(QWidget):
         placeholder = "Empty text: nothing to predict" if labeled else "Not labeled yet"
         probs = results.probs[row] if labeled else None
         self.chart.set_probabilities(labels, probs, placeholder)
+        self._show_explanation()
 
     def clear(self) -> None:
         self._row = -1
@@ -134,7 +175,103 @@ class DetailPanel(QWidget):
         self.gold_value.setText("—")
         self.correction_combo.setEnabled(False)
         self.chart.set_probabilities([], None, "No row selected")
+        self._show_explanation()
 
     def _on_correction(self, index: int) -> None:
         if self._row >= 0 and self._session is not None:
             self._session.correct([self._row], self.correction_combo.itemData(index) or None)
+
+    # ------------------------------------------------------------- why this label
+
+    def _explain_target(self) -> tuple[int, str, str] | None:
+        """(row, text, predicted label) of the row shown, if it can be explained."""
+        session = self._session
+        if self._row < 0 or session is None or session.nlp is None or not explainable(session.nlp):
+            return None
+        label = session.results.predicted_label(self._row) if session.labels else None
+        text = session.text(self._row)
+        return (self._row, text, label) if label is not None and text.strip() else None
+
+    def _show_explanation(self) -> None:
+        """Highlight the row's words if asked to, from the kept explanations or (after the
+        selection rests) a new one."""
+        self._explain_request += 1  # an answer for another row is not shown
+        self.explain_timer.stop()
+        target = self._explain_target()
+        self.why_button.setEnabled(target is not None)
+        self.text_view.setExtraSelections([])
+        if target is None or not self.why_button.isChecked():
+            self.why_label.setText("")
+            return
+        explanation = self._explanations.get(target)
+        if explanation is not None:
+            self._explanations.move_to_end(target)
+            self._highlight(explanation)
+        else:
+            self.why_label.setText("<span style='color:gray'>Finding the words…</span>")
+            self.explain_timer.start()
+
+    def _on_why_toggled(self, checked: bool) -> None:
+        self._show_explanation()
+
+    def _explain_row(self) -> None:
+        target = self._explain_target()
+        if target is None:
+            return
+        request = self._explain_request
+        nlp, lock = self._session.nlp, self._session.nlp_lock
+        _, text, label = target
+
+        def run() -> Explanation:
+            with lock:  # labeling and the Try panel use the same pipeline
+                return explain(nlp, text, label)
+
+        self._tasks.start(
+            run,
+            on_done=lambda explanation: self._on_explained(request, target, explanation),
+            on_failed=lambda error, tb: self._on_explain_failed(request, error),
+        )
+
+    def _on_explained(
+        self, request: int, target: tuple[int, str, str], explanation: Explanation
+    ) -> None:
+        self._explanations[target] = explanation
+        while len(self._explanations) > EXPLANATIONS_KEPT:
+            self._explanations.popitem(last=False)
+        if request == self._explain_request and self.why_button.isChecked():
+            self._highlight(explanation)
+
+    def _on_explain_failed(self, request: int, error: BaseException) -> None:
+        if request == self._explain_request:
+            self.why_label.setText(f"Could not explain: {html.escape(str(error))}")
+
+    def _highlight(self, explanation: Explanation) -> None:
+        selections = []
+        for token, weight in zip(explanation.tokens, explanation.normalized()):
+            if abs(weight) < 0.05:
+                continue
+            red, green, blue = TOWARDS if weight > 0 else AGAINST
+            selection = QTextEdit.ExtraSelection()
+            selection.format = QTextCharFormat()
+            selection.format.setBackground(QColor(red, green, blue, int(40 + 170 * abs(weight))))
+            cursor = QTextCursor(self.text_view.document())
+            cursor.setPosition(qt_position(explanation.text, token.start))
+            cursor.setPosition(
+                qt_position(explanation.text, token.end), QTextCursor.MoveMode.KeepAnchor
+            )
+            selection.cursor = cursor
+            selections.append(selection)
+        self.text_view.setExtraSelections(selections)
+        words = ", ".join(html.escape(t.text) for t in explanation.top(5)) or "none"
+        self.why_label.setText(
+            f"Words for <b>{html.escape(explanation.label)}</b>: {words} "
+            f"<span style='color:gray'>({explanation.method}, "
+            f"{explanation.seconds:.1f} s)</span>"
+        )
+
+
+def qt_position(text: str, index: int) -> int:
+    """Where character ``index`` of ``text`` is in a QPlainTextEdit showing it: Qt counts
+    UTF-16 units (an emoji is two), and reads "\r\n" as one line break."""
+    before = text[:index]
+    return len(before.encode("utf-16-le")) // 2 - before.count("\r\n")

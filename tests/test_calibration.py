@@ -77,30 +77,34 @@ def test_fit_temperature_recovers_a_known_temperature():
     p = softmax_or_sigmoid(logits, true_t, exclusive=True)
     gold = numpy.array([rng.choice(3, p=row) for row in p])
     truth = numpy.eye(3)[gold]
-    (t,) = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=True)
+    (t,), bias = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=True)
+    assert bias is None
     assert t == pytest.approx(true_t, rel=0.1)
 
 
-def test_fit_temperature_per_label_for_multi_label():
+def test_fit_temperature_and_bias_per_label_for_multi_label():
     rng = numpy.random.default_rng(1)
     logits = rng.normal(scale=3.0, size=(4000, 2))
-    true_t = numpy.array([0.5, 3.0])
-    truth = (rng.random((4000, 2)) < softmax_or_sigmoid(logits, true_t, exclusive=False)) * 1.0
-    found = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=False)
-    assert found == pytest.approx(true_t.tolist(), rel=0.15)
-    # A label whose known gold is all one value has nothing to fit: T stays 1.
+    true_t, true_b = numpy.array([0.5, 3.0]), numpy.array([-1.5, 0.8])
+    p = softmax_or_sigmoid(logits, true_t, exclusive=False, bias=true_b)
+    truth = (rng.random((4000, 2)) < p) * 1.0
+    found_t, found_b = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=False)
+    assert found_t == pytest.approx(true_t.tolist(), rel=0.15)
+    assert found_b == pytest.approx(true_b.tolist(), abs=0.2)
+    # A label whose known gold is all one value has nothing to fit: T stays 1, b 0.
     truth[:, 1] = 1.0
-    assert fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=False)[1] == 1.0
+    found_t, found_b = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=False)
+    assert (found_t[1], found_b[1]) == (1.0, 0.0)
 
 
 def test_uncalibrated_inverts_the_temperature():
     rng = numpy.random.default_rng(2)
     logits = rng.normal(size=(50, 3))
-    for exclusive, t in ((True, [2.0]), (False, [0.7, 1.5, 3.0])):
+    for exclusive, t, b in ((True, [2.0], None), (False, [0.7, 1.5, 3.0], [0.5, -1.0, 0.0])):
         before = softmax_or_sigmoid(logits, 1.0, exclusive=exclusive)
-        after = softmax_or_sigmoid(logits, t, exclusive=exclusive)
+        after = softmax_or_sigmoid(logits, t, exclusive=exclusive, bias=b)
         numpy.testing.assert_allclose(
-            uncalibrated(after, t, exclusive=exclusive), before, atol=1e-9
+            uncalibrated(after, t, exclusive=exclusive, bias=b), before, atol=1e-9
         )
 
 
@@ -174,6 +178,7 @@ def test_calibration_round_trips_through_disk_and_bytes(tiny_encoder, tmp_path):
     [
         ("temperature", [-1.0], "temperature"),
         ("temperature", [1.0, 2.0], "temperature"),
+        ("logit_bias", [0.5, 0.5], "logit_bias"),
         ("decision_thresholds", {"spam": 2}, "between 0 and 1"),
         ("decision_thresholds", {"eggs": 0.5}, "not one of the labels"),
         ("decision_thresholds", {"ham": 0.5, "spam": 0.5}, "one decision threshold"),
@@ -209,7 +214,12 @@ def test_multi_label_calibration_and_thresholds(tiny_encoder):
     examples = [Example.from_dict(nlp.make_doc(t), {"cats": c}) for t, c in zip(texts, cats)]
     train(nlp, examples, epochs=4)
     fit = calibrate(nlp, texts, cats)
-    assert len(fit.temperature) == 2
+    assert len(fit.temperature) == 2 and len(fit.bias) == 2
+    component = nlp.get_pipe("bert_textcat")
+    assert component.logit_bias == fit.bias
+    logits = component.logits([nlp.make_doc(t) for t in texts])
+    scaled = softmax_or_sigmoid(logits, fit.temperature, exclusive=False, bias=fit.bias)
+    numpy.testing.assert_allclose(probabilities(nlp, texts), scaled, atol=1e-5)
     rule = decision_rule(nlp)
     assert not rule.exclusive and rule.labels == ("spam", "urgent")
     sets = rule.predicted_sets(probabilities(nlp, texts))

@@ -8,8 +8,9 @@ scores are inflated.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from spacy.tokens import DocBin
@@ -25,6 +26,17 @@ from ..tables.cells import text_values
 from .metrics import EvaluationResult, evaluate_predictions
 from .multilabel import MultiLabelResult, evaluate_multilabel
 from .plots import format_share
+from .report import EXPLANATIONS_DETAIL
+
+if TYPE_CHECKING:
+    from ..explain import Explanation
+
+# The report's most confident errors get their words highlighted (spacy_bertcls.explain) for
+# at most this many rows, within about this many seconds, and only for texts up to this many
+# characters (an explanation's cost grows with the words times the windows of a text).
+EXPLAINED_ERRORS = 20
+EXPLAIN_SECONDS = 60.0
+EXPLAIN_MAX_CHARS = 2000
 
 
 def evaluate_file(
@@ -37,6 +49,7 @@ def evaluate_file(
     encoding: str | None = None,
     batch_size: int = 256,
     multi_label_sep: str | None = None,
+    explain_errors: bool = True,
 ) -> tuple[EvaluationResult | MultiLabelResult, dict[str, Any]]:
     """Load a pipeline, predict a table's (or a ``.spacy`` file's) texts and score them.
 
@@ -49,7 +62,10 @@ def evaluate_file(
     is 2, a .txt file's first line 1); a ``.spacy`` file's docs from 1.
     A multi-label pipeline is scored by `evaluate_multilabel` (a table's label cells hold
     several labels separated by ``multi_label_sep``) and gives a `MultiLabelResult`.
-    RETURNS: the result and the details that a report's header shows.
+    explain_errors: for a single-label ``bert_textcat`` pipeline, explain the predicted label of
+        the most confident errors (`explain_errors`); `write_report` highlights their words.
+    RETURNS: the result and the details that a report's header shows (and, under
+        ``"explanations"``, the errors' explanations by row, which the header leaves out).
     """
     path = Path(path)
     nlp = load_pipeline(pipeline)
@@ -94,7 +110,36 @@ def evaluate_file(
     details.update(calibration_details(nlp))
     seen = trained_on(nlp, texts)
     details.update(warn_trained_on(result, seen, gold, probs, labels, texts, rule=rule))
+    explanations = explain_errors_of(nlp, result) if explain_errors else {}
+    if explanations:
+        details[EXPLANATIONS_DETAIL] = explanations
     return result, details
+
+
+def explain_errors_of(
+    nlp: Any,
+    result: EvaluationResult,
+    *,
+    limit: int = EXPLAINED_ERRORS,
+    seconds: float = EXPLAIN_SECONDS,
+) -> dict[int, Explanation]:
+    """Explanations of the predicted (wrong) label of the most confident errors, by their
+    "row", with `spacy_bertcls.explain`'s default method; {} unless the pipeline's classifier
+    is a ``bert_textcat``. Bounded: at most ``limit`` rows, texts of at most EXPLAIN_MAX_CHARS
+    characters, and none started after ``seconds``."""
+    from ..explain import explain, explainable
+
+    if not explainable(nlp):
+        return {}
+    started = time.perf_counter()
+    explanations: dict[int, Explanation] = {}
+    for error in result.most_confident_errors[:limit]:
+        if time.perf_counter() - started > seconds:
+            break
+        text = error["text"]
+        if text and text.strip() and len(text) <= EXPLAIN_MAX_CHARS:
+            explanations[error["row"]] = explain(nlp, text, error["predicted"])
+    return explanations
 
 
 def _evaluate_multilabel_file(
@@ -161,7 +206,12 @@ def uncalibrated_of(nlp: Any, probs: np.ndarray) -> np.ndarray | None:
     temperature = getattr(component, "temperature", None)
     if temperature is None:
         return None
-    return uncalibrated(probs, temperature, exclusive=component.cfg["exclusive_classes"])
+    return uncalibrated(
+        probs,
+        temperature,
+        exclusive=component.cfg["exclusive_classes"],
+        bias=getattr(component, "logit_bias", None),
+    )
 
 
 def calibration_details(nlp: Any) -> dict[str, Any]:

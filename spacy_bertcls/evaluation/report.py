@@ -16,7 +16,7 @@ import io
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -38,9 +38,15 @@ from .plots import (
     plot_reliability,
 )
 
+if TYPE_CHECKING:
+    from ..explain import Explanation
+
 # Longer texts are cut in the HTML error table so one pasted document cannot swamp the page.
 _MAX_TEXT_CHARS_HTML = 1000
 _PLOT_NAMES = ("confusion_matrix", "pr_curves", "reliability")
+# The details key under which `evaluation.files.evaluate_file` hands write_report the
+# explanations of the most confident errors (shown in the errors table, not the header).
+EXPLANATIONS_DETAIL = "explanations"
 _MULTILABEL_PLOT_NAMES = ("pr_curves", "reliability")
 _ROW_CAPTION = (
     "Rows are numbered as a spreadsheet shows them: the header is row 1, so the first data "
@@ -99,6 +105,7 @@ def write_report(
     plots_dir: str | Path | None = None,
     title: str = "Evaluation report",
     details: dict[str, Any] | None = None,
+    explanations: dict[int, Explanation] | None = None,
 ) -> dict[str, Path]:
     """Write a self-contained HTML report, and optionally the JSON and the PNG plots.
 
@@ -117,18 +124,31 @@ def write_report(
     title (str): Heading and window title of the report.
     details (dict | None): Context shown in the header and stored in the JSON, such as the
         pipeline path, data file and columns. Values are shown as text.
+    explanations (dict[int, Explanation] | None): Per most confident error (keyed by its
+        "row"), the explanation of its predicted label (`spacy_bertcls.explain`): the error
+        table highlights the words that pushed towards the wrong label. None: those under
+        ``details["explanations"]``, where `evaluate_file` puts them, if any.
     RETURNS (dict[str, Path]): The files written, keyed "html", "json", "confusion_matrix",
         "pr_curves", "reliability".
     """
     check_report_paths(html_path, json_path, plots_dir)  # first: rendering takes a while
     details = dict(details or {})
+    found = details.pop(EXPLANATIONS_DETAIL, None)
+    explanations = found if explanations is None else explanations
     generated = datetime.now().astimezone().isoformat(timespec="seconds")
     pngs = {
         "confusion_matrix": _png_bytes(plot_confusion_matrix(result)),
         "pr_curves": _png_bytes(plot_pr_curves(result)),
         "reliability": _png_bytes(plot_reliability(result)),
     }
-    page = _render_html(result, pngs, title=title, details=details, generated=generated)
+    page = _render_html(
+        result,
+        pngs,
+        title=title,
+        details=details,
+        generated=generated,
+        explanations=explanations,
+    )
     json_text = None
     if json_path is not None:
         payload = {"title": title, "generated": generated, "details": details, **result.to_dict()}
@@ -225,8 +245,10 @@ def _render_html(
     title: str,
     details: dict[str, Any],
     generated: str,
+    explanations: dict[int, Explanation] | None = None,
 ) -> str:
     esc = html.escape
+    explanations = explanations or {}
 
     def num(value: float | None, digits: int = 3) -> str:
         return "n/a" if value is None or not np.isfinite(value) else f"{value:.{digits}f}"
@@ -310,9 +332,7 @@ def _render_html(
         if text is None:
             text_cell = '<span class="muted">(no text given)</span>'
         else:
-            if len(text) > _MAX_TEXT_CHARS_HTML:
-                text = text[:_MAX_TEXT_CHARS_HTML] + "…"
-            text_cell = esc(text)
+            text_cell = _highlighted_text(text, explanations.get(error["row"]))
         error_rows.append(
             f'<tr><td>{error["row_number"]}</td><td class="label">{esc(error["gold"])}</td>'
             f'<td class="label">{esc(error["predicted"])}</td>'
@@ -377,11 +397,43 @@ Labels are decided by: {esc(result.decision)}.</p>
 {image("reliability", "Reliability diagram")}
 
 <h2>Most confident errors</h2>
-<p class="muted">{esc(_ROW_CAPTION)}</p>
+<p class="muted">{esc(_ROW_CAPTION)}{_explanations_caption(explanations)}</p>
 {errors_html}
 </body>
 </html>
 """
+
+
+def _highlighted_text(text: str, explanation: Explanation | None) -> str:
+    """An error's text for the HTML table, cut at _MAX_TEXT_CHARS_HTML, with the words that
+    pushed towards the predicted (wrong) label marked: the stronger the push, the stronger the
+    background. Without an explanation of this very text, just the text."""
+    cut = text[:_MAX_TEXT_CHARS_HTML]
+    ellipsis = "…" if len(text) > _MAX_TEXT_CHARS_HTML else ""
+    if explanation is None or explanation.text != text:
+        return html.escape(cut) + ellipsis
+    parts, at = [], 0
+    for token, weight in zip(explanation.tokens, explanation.normalized()):
+        if weight > 0 and token.end <= len(cut):
+            parts.append(html.escape(cut[at : token.start]))
+            parts.append(
+                f'<mark style="background: rgba(230, 90, 30, {0.1 + 0.7 * weight:.2f})" '
+                f'title="{token.score:+.3f}">{html.escape(token.text)}</mark>'
+            )
+            at = token.end
+    return "".join(parts) + html.escape(cut[at:]) + ellipsis
+
+
+def _explanations_caption(explanations: dict[int, Explanation]) -> str:
+    if not explanations:
+        return ""
+    methods = ", ".join(sorted({e.method for e in explanations.values()}))
+    return html.escape(
+        " Highlighted: the words that pushed the prediction towards the wrong label (the "
+        f"darker, the more; method: {methods}; spacy_bertcls.explain), for "
+        f"{len(explanations)} of these rows. Hover a word for its score, the change in the "
+        "log-odds of the predicted label that it makes."
+    )
 
 
 def _detail_text(value: Any) -> str:

@@ -549,7 +549,12 @@ class Session:
             )
         rule = self.rule.with_threshold(label, threshold)
         changed = self.threshold_preview(label, threshold).changed
-        component.set_calibration(component.temperature, rule.tuned, component.cfg["calibration"])
+        component.set_calibration(
+            component.temperature,
+            rule.tuned,
+            component.cfg["calibration"],
+            bias=component.logit_bias,
+        )
         self.pipeline_info = pipeline_info(self.nlp)
         rows = np.flatnonzero(self.results.labeled)
         self.results.apply_chunk(
