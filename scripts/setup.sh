@@ -13,7 +13,8 @@ fi
 # before running this script (the pin then keeps it if it is 2.13.0, else set TORCH_SPEC).
 .venv/bin/python -m pip install --quiet "${TORCH_SPEC:-torch==2.13.0}"
 # fast: onnxruntime and onnx, for `bertcls optimize` and its tests (wheels from PyPI, ~40 MB).
-.venv/bin/python -m pip install --quiet -e ".[gui,project,test,fast]"
+# ray: Ray Data, for `bertcls label --engine ray` and its tests (about 240 MB installed).
+.venv/bin/python -m pip install --quiet -e ".[gui,project,test,fast,ray]"
 .venv/bin/python -c "import spacy_bertcls, torch, spacy; print('spacy-bertcls', spacy_bertcls.__version__, '| spaCy', spacy.__version__, '| torch', torch.__version__)"
 
 # The desktop app (`bertcls gui`) on X11 needs system libraries that pip cannot install. They

@@ -21,6 +21,7 @@ from .devices import check_gpu
 from .errors import BertclsError
 from .training import (
     bert_textcat_sections,
+    calibrate_training_output,
     check_training_output,
     eval_frequency_for_short_runs,
     training_data_paths,
@@ -66,6 +67,11 @@ def split_fraction(value: str) -> float:
     return fraction
 
 
+def empty_is_none(value: str | None) -> str | None:
+    """An option given as "" (e.g. a project variable left empty) counts as not given."""
+    return value or None
+
+
 def parse_sheet(sheet: str | None) -> str | int | None:
     return int(sheet) if sheet is not None and sheet.isdigit() else sheet
 
@@ -82,6 +88,7 @@ def convert(
     multi_label_sep: str | None = typer.Option(
         None,
         "--multi-label-sep",
+        callback=empty_is_none,
         help="Separator of several labels in one cell (multi-label data), e.g. ';'.",
     ),
     dev_size: float = typer.Option(
@@ -146,11 +153,19 @@ def train(
     encoder: str = typer.Option(
         "auto", "--encoder", help="Hub name or model directory, or auto (as the config says)."
     ),
+    calibrate: bool = typer.Option(
+        True,
+        "--calibrate/--no-calibrate",
+        help="Fit a temperature and decision thresholds on the dev data after training.",
+    ),
 ) -> None:
     """Train a pipeline with `spacy train` (extra --section.key options are config overrides).
 
     For example: bertcls train configs/frozen.cfg --paths.train corpus/train.spacy
     --paths.dev corpus/dev.spacy --training.max_epochs 5
+
+    Then model-best and model-last are calibrated on the dev data (as `bertcls calibrate`
+    does): their probabilities get a fitted temperature and their decisions tuned thresholds.
     """
     from spacy.cli._util import parse_config_overrides
     from spacy.cli.train import train as spacy_train
@@ -172,7 +187,87 @@ def train(
             typer.echo(why)
     with disk_full_errors(output / "model-last"):
         spacy_train(config, output, use_gpu=gpu_id, overrides=overrides)
+    if calibrate and not sections:
+        typer.echo("Not calibrated: the pipeline has no bert_textcat component.")
+    elif calibrate:
+        for name, text in calibrate_training_output(output, corpora["--paths.dev"]).items():
+            typer.echo(f"{name}: {text}")
     typer.echo(f"Trained pipeline: {output / 'model-best'}")
+
+
+@app.command("calibrate")
+@user_errors
+def calibrate_command(
+    pipeline: Path = typer.Argument(..., help="Trained pipeline directory (training/model-best)."),
+    dev: Path = typer.Argument(
+        ..., help="Held-out labeled data: a .spacy file (corpus/dev.spacy) or a table."
+    ),
+    out: Path = typer.Option(..., "--out", help="Folder for the calibrated pipeline (new)."),
+    text_column: str = typer.Option("text", "--text-column", help="Text column of a table."),
+    label_column: str = typer.Option("label", "--label-column", help="Label column of a table."),
+    multi_label_sep: str | None = typer.Option(
+        None,
+        "--multi-label-sep",
+        callback=empty_is_none,
+        help="Separator of several labels in one label cell.",
+    ),
+    threshold: list[str] = typer.Option(
+        [],
+        "--threshold",
+        help="LABEL=VALUE: set a decision threshold instead of tuning it (repeatable).",
+    ),
+    positive_label: str | None = typer.Option(
+        None,
+        "--positive-label",
+        help="Two exclusive classes: the label the threshold is on (default: the rarer one).",
+    ),
+    tune: bool = typer.Option(
+        True,
+        "--tune-thresholds/--no-tune-thresholds",
+        help="Tune decision thresholds at the best dev F1 (else only --threshold ones are set).",
+    ),
+    sheet: str | None = SheetOption,
+    encoding: str | None = EncodingOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace a non-empty --out."),
+) -> None:
+    """Fit a temperature (calibrated probabilities) and decision thresholds on held-out data,
+    and write the pipeline with them to --out. `bertcls train` does this on its own."""
+    from .calibration import calibrate_saved_pipeline
+    from .outputs import check_out_folder, disk_full_errors
+
+    check_out_folder(pipeline, out, overwrite=overwrite)
+    with disk_full_errors(out):
+        fit = calibrate_saved_pipeline(
+            pipeline,
+            dev,
+            out=out,
+            text_column=text_column,
+            label_column=label_column,
+            multi_label_sep=multi_label_sep,
+            sheet=parse_sheet(sheet),
+            encoding=encoding,
+            thresholds=parse_thresholds(threshold),
+            positive_label=positive_label,
+            tune=tune,
+        )
+    typer.echo(fit.format())
+    typer.echo(f"Calibrated pipeline: {out}")
+
+
+def parse_thresholds(values: list[str]) -> dict[str, float]:
+    """--threshold LABEL=VALUE options as {label: value}."""
+    thresholds = {}
+    for value in values:
+        label, sep, number = value.rpartition("=")
+        try:
+            thresholds[label.strip()] = float(number)
+        except ValueError:
+            sep = ""
+        if not sep or not label.strip():
+            raise BertclsError(
+                f"--threshold {value!r}: write LABEL=VALUE, e.g. --threshold spam=0.4."
+            )
+    return thresholds
 
 
 @app.command()
@@ -181,7 +276,12 @@ def label(
     pipeline: Path = typer.Argument(..., help="Trained pipeline directory (training/model-best)."),
     file: Path = typer.Argument(..., help="Table to label."),
     text_column: str = typer.Option(..., "--text-column", help="Column holding the texts."),
-    out: Path = typer.Option(..., "--out", help="Output file; its suffix chooses the format."),
+    out: Path = typer.Option(
+        ...,
+        "--out",
+        help="Output file; its suffix chooses the format. With --engine ray, a name without a "
+        "suffix is a folder of Parquet parts.",
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Texts per nlp.pipe batch."),
     chunk_size: int = typer.Option(
@@ -197,8 +297,23 @@ def label(
         "--mixed-precision",
         help="Run the encoder in float16 autocast (GPU only; sets the model's mixed_precision).",
     ),
+    engine: str = typer.Option(
+        "local",
+        "--engine",
+        help="local: label in this process. ray: on the actors of a Ray cluster (CSV, Parquet, "
+        "JSON lines; needs pip install -e '.[ray]').",
+    ),
+    ray_address: str | None = typer.Option(
+        None, "--ray-address", help="A running Ray cluster (HEAD:6379); default: a local one."
+    ),
+    ray_workers: int | None = typer.Option(
+        None, "--ray-workers", min=1, help="Ray actors that label (default: one per 4 CPUs)."
+    ),
 ) -> None:
-    """Add predicted_label, confidence and prob_<label> columns to every row of a table."""
+    """Add predicted_label, confidence and prob_<label> columns to every row of a table.
+
+    With --engine ray the rows are labeled by the actors of a Ray cluster (a local one, or
+    --ray-address), each block of --chunk-size rows by the same code as without it."""
     from .devices import CPU, check_pipeline_device, use_device, use_mixed_precision
     from .labeling import label_file
     from .outputs import (
@@ -209,6 +324,37 @@ def label(
     )
     from .pipelines import load_pipeline
 
+    if engine not in ("local", "ray"):
+        raise typer.BadParameter(f"{engine!r} is not one of 'local', 'ray'.", param_hint="--engine")
+    if engine == "ray":
+        from .ray_labeling import label_file_ray
+
+        if sheet is not None or device != CPU or mixed_precision:
+            raise BertclsError(
+                "--sheet, --device and --mixed-precision go with the default engine; the Ray "
+                "engine reads CSV, Parquet and JSON lines and labels on the workers' CPUs. "
+                "Leave them out, or leave out --engine ray."
+            )
+        with progress_bar("Labeling") as report, disk_full_errors(out):
+            summary = label_file_ray(
+                pipeline,
+                file,
+                text_column=text_column,
+                out=out,
+                overwrite=overwrite,
+                encoding=encoding,
+                chunk_size=chunk_size,
+                batch_size=batch_size,
+                address=ray_address,
+                workers=ray_workers,
+                progress=report,
+            )
+        typer.echo(summary.format())
+        return
+    if ray_address is not None or ray_workers is not None:
+        raise BertclsError(
+            "--ray-address and --ray-workers go with --engine ray: add it, or leave them out."
+        )
     check_not_same_file(file, out, option="--out")
     check_outside_folder(pipeline, out, option="--out")
     check_output_file(out, option="--out", example=f"{file.stem}_labeled{file.suffix}")
@@ -311,14 +457,31 @@ def evaluate(
     batch_size: int = typer.Option(256, "--batch-size", min=1, help="Texts per nlp.pipe batch."),
     sheet: str | None = SheetOption,
     encoding: str | None = EncodingOption,
+    multi_label_sep: str | None = typer.Option(
+        None,
+        "--multi-label-sep",
+        callback=empty_is_none,
+        help="Multi-label pipelines: the separator between the labels of one gold cell.",
+    ),
 ) -> None:
     """Score a pipeline against gold labels and write an HTML report (plus JSON and PNG).
 
     The report has accuracy, per-class precision/recall/F1, the confusion matrix, PR curves,
-    a reliability plot and the most confident errors.
+    a reliability plot (before and after calibration) and the most confident errors. For a
+    multi-label pipeline: per-label scores, micro/macro averages, subset accuracy, Hamming
+    loss and per-label PR curves.
     """
-    from .evaluation import check_report_paths, format_summary, report_paths, write_report
+    from .evaluation import (
+        MultiLabelResult,
+        check_report_paths,
+        format_multilabel_summary,
+        format_summary,
+        report_paths,
+        write_multilabel_report,
+        write_report,
+    )
     from .evaluation.files import evaluate_file
+    from .evaluation.report import EXPLANATIONS_DETAIL
     from .outputs import check_not_same_file, check_outside_folder
 
     # Checked before the (slow) evaluation; write_report checks the same again.
@@ -336,16 +499,27 @@ def evaluate(
         sheet=parse_sheet(sheet),
         encoding=encoding,
         batch_size=batch_size,
+        multi_label_sep=multi_label_sep,
     )
-    written = write_report(
-        result,
-        report,
-        json_path=json_path,
-        plots_dir=plots,
-        details=details,
-        title=f"Evaluation of {pipeline.name} on {file.name}",
-    )
-    typer.echo(format_summary(result))
+    multi_label = isinstance(result, MultiLabelResult)
+    title = f"Evaluation of {pipeline.name} on {file.name}"
+    # The errors' word attributions go into the errors table, not the report's header.
+    explanations = details.pop(EXPLANATIONS_DETAIL, None)
+    if multi_label:
+        written = write_multilabel_report(
+            result, report, json_path=json_path, plots_dir=plots, details=details, title=title
+        )
+    else:
+        written = write_report(
+            result,
+            report,
+            json_path=json_path,
+            plots_dir=plots,
+            details=details,
+            title=title,
+            explanations=explanations,
+        )
+    typer.echo((format_multilabel_summary if multi_label else format_summary)(result))
     for path in written.values():
         typer.echo(f"wrote {path}")
 
@@ -543,6 +717,65 @@ def optimize(
 
     summary = optimize_pipeline(pipeline, out, quantize=quantize, overwrite=overwrite)
     typer.echo(summary.format())
+
+
+@app.command("explain")
+@user_errors
+def explain_command(
+    pipeline: Path = typer.Argument(..., help="Trained pipeline directory (bert_textcat)."),
+    text: str = typer.Argument(..., help="The text to explain."),
+    label: str | None = typer.Option(
+        None, "--label", callback=empty_is_none, help="Label to explain (default: the predicted)."
+    ),
+    method: str | None = typer.Option(
+        None,
+        "--method",
+        help="occlusion (each word hidden in turn; the default) or ig (integrated gradients).",
+    ),
+    top: int = typer.Option(5, "--top", min=1, help="Words to mark and list, each way."),
+    n_steps: int | None = typer.Option(
+        None, "--n-steps", min=1, help="Integrated-gradients steps (default 32)."
+    ),
+    as_json: bool = typer.Option(False, "--json", help="Print every word's score as JSON."),
+) -> None:
+    """Why this label: the words of TEXT that pushed the pipeline's probability of a label up
+    (marked [like this]) or down, with their scores.
+
+    A score is the change in the label's calibrated log-odds, log(p / (1 - p)), that the word
+    makes (occlusion: with the word minus without it).
+    """
+    from .explain import explain
+    from .pipelines import load_pipeline
+
+    # Unset options take explain's defaults, so they are set in one place.
+    given = {"method": method, "n_steps": n_steps}
+    options = {key: value for key, value in given.items() if value is not None}
+    result = explain(load_pipeline(pipeline), text, label, **options)
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    marked = {(t.start, t.end) for t in result.top(top)}
+    pieces, at = [], 0
+    for token in result.tokens:
+        if (token.start, token.end) in marked:
+            pieces.append(result.text[at : token.start])
+            pieces.append(typer.style(f"[{token.text}]", fg=typer.colors.RED, bold=True))
+            at = token.end
+    pieces.append(result.text[at:])
+    typer.echo(
+        f"{result.label} (p = {result.probability:.3f}), method {result.method}, "
+        f"{result.seconds:.2f} s\n\n{''.join(pieces)}\n"
+    )
+    against = sorted((t for t in result.tokens if t.score < 0), key=lambda t: t.score)[:top]
+    width = max([len(t.text) for t in result.top(top) + against] + [5])
+    for title, rows in ((f"For {result.label}", result.top(top)), ("Against", against)):
+        typer.echo(f"{title}:")
+        typer.echo(f"  {'word':<{width}}  {'chars':>11}  {'score':>7}")
+        for t in rows:
+            typer.echo(f"  {t.text:<{width}}  {f'{t.start}-{t.end}':>11}  {t.score:>+7.3f}")
+        if not rows:
+            typer.echo("  (none)")
+    typer.echo("Score: change in the log-odds of the label's probability that the word makes.")
 
 
 @app.command()
