@@ -136,7 +136,7 @@ def test_missing_gold_rows_are_skipped_and_counted():
     assert result.subset_accuracy == 1.0
     assert result.missing_gold_rows.tolist() == [1, 2]
     assert result.row_index.tolist() == [0, 3, 4]
-    assert any("no gold annotation" in note for note in result.notes())
+    assert any("no gold label" in note for note in result.notes())
 
 
 def test_no_prediction_rows_are_skipped_and_counted():

@@ -227,37 +227,7 @@ class EvaluationResult:
     def notes(self) -> list[str]:
         """Plain-text notes on the input, rows left out and labels absent, for reports and the
         terminal."""
-        notes = list(self.input_notes)
-        if self.n_missing_gold:
-            notes.append(
-                f"{self.n_missing_gold:,} of {self.n_rows:,} rows have no gold label "
-                "(empty or missing) and were not evaluated."
-            )
-        if self.unknown_gold:
-            listed = ", ".join(f"{label!r} ({n})" for label, n in self.unknown_gold.items())
-            notes.append(
-                f"{self.n_unknown_gold:,} rows have gold labels the pipeline does not know and "
-                f"were excluded from all metrics: {listed}. The pipeline's labels are "
-                f"{self.labels}; fix the gold column or retrain with these labels."
-            )
-        if self.n_no_prediction:
-            notes.append(
-                f"{self.n_no_prediction:,} rows have no prediction (empty text) and were not "
-                "evaluated."
-            )
-        absent = [label for label in self.labels if label not in self.averaged_labels]
-        if absent:
-            notes.append(
-                f"Labels never seen in the evaluated rows (no gold rows, never predicted): "
-                f"{absent}. Their per-class scores are 0 and they are left out of the averages."
-            )
-        no_gold = [label for label in self.averaged_labels if self.per_class[label]["support"] == 0]
-        if no_gold:
-            notes.append(
-                f"Labels predicted but with no gold rows: {no_gold}. Their recall is undefined "
-                "(shown as 0) and they have no PR curve or ROC AUC."
-            )
-        return notes
+        return coverage_notes(self, "evaluated", self.per_class)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable copy (plain Python types; undefined values are None).
@@ -302,6 +272,42 @@ class EvaluationResult:
             ],
             "notes": self.notes(),
         }
+
+
+def coverage_notes(result: Any, verb: str, scores: dict[str, dict[str, Any]]) -> list[str]:
+    """The notes of a single- or multi-label result: its input notes, the rows left out (no
+    gold, unknown gold, no prediction) and the labels absent from the rows ``verb`` (evaluated
+    or scored); ``scores`` are its per-label scores (with "support")."""
+    notes = list(result.input_notes)
+    if result.n_missing_gold:
+        notes.append(
+            f"{result.n_missing_gold:,} of {result.n_rows:,} rows have no gold label "
+            f"(empty or missing) and were not {verb}."
+        )
+    if result.unknown_gold:
+        listed = ", ".join(f"{label!r} ({n})" for label, n in result.unknown_gold.items())
+        notes.append(
+            f"{result.n_unknown_gold:,} rows have gold labels the pipeline does not know and "
+            f"were excluded from all metrics: {listed}. The pipeline's labels are "
+            f"{result.labels}; fix the gold column or retrain with these labels."
+        )
+    if result.n_no_prediction:
+        notes.append(
+            f"{result.n_no_prediction:,} rows have no prediction (empty text) and were not {verb}."
+        )
+    absent = [label for label in result.labels if label not in result.averaged_labels]
+    if absent:
+        notes.append(
+            f"Labels never seen in the {verb} rows (no gold rows, never predicted): "
+            f"{absent}. Their per-label scores are 0 and they are left out of the averages."
+        )
+    no_gold = [label for label in result.averaged_labels if scores[label]["support"] == 0]
+    if no_gold:
+        notes.append(
+            f"Labels predicted but with no gold rows: {no_gold}. Their recall is undefined "
+            "(shown as 0) and they have no PR curve or ROC AUC."
+        )
+    return notes
 
 
 def evaluate_predictions(

@@ -45,6 +45,7 @@ from .metrics import (
     _check_probs,
     _check_row_numbers,
     _json_float,
+    coverage_notes,
     reliability,
 )
 
@@ -155,37 +156,7 @@ class MultiLabelResult:
     def notes(self) -> list[str]:
         """Plain-text notes on the input, rows left out and labels absent, for reports and the
         terminal."""
-        notes = list(self.input_notes)
-        if self.n_missing_gold:
-            notes.append(
-                f"{self.n_missing_gold:,} of {self.n_rows:,} rows have no gold annotation "
-                "(missing) and were not scored."
-            )
-        if self.unknown_gold:
-            listed = ", ".join(f"{label!r} ({n})" for label, n in self.unknown_gold.items())
-            notes.append(
-                f"{self.n_unknown_gold:,} rows have gold labels the pipeline does not know and "
-                f"were excluded from all metrics: {listed}. The pipeline's labels are "
-                f"{self.labels}; fix the gold column or retrain with these labels."
-            )
-        if self.n_no_prediction:
-            notes.append(
-                f"{self.n_no_prediction:,} rows have no prediction (empty text) and were not "
-                "scored."
-            )
-        absent = [label for label in self.labels if label not in self.averaged_labels]
-        if absent:
-            notes.append(
-                f"Labels never seen in the scored rows (in no gold set, never predicted): "
-                f"{absent}. Their per-label scores are 0 and they are left out of the averages."
-            )
-        no_gold = [label for label in self.averaged_labels if self.per_label[label]["support"] == 0]
-        if no_gold:
-            notes.append(
-                f"Labels predicted but in no gold set: {no_gold}. Their recall is undefined "
-                "(shown as 0) and they have no PR curve or ROC AUC."
-            )
-        return notes
+        return coverage_notes(self, "scored", self.per_label)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serializable copy (plain Python types; undefined values are None).

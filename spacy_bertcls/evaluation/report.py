@@ -269,34 +269,9 @@ def _render_html(
         ("ECE", num(result.calibration.ece)),
         ("Rows evaluated", f"{result.n_evaluated:,} / {result.n_rows:,}"),
     ]
-    cards_html = "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div>'
-        f'<div class="name">{esc(name)}</div></div>'
-        for name, value in cards
+    cards_html, counts, notes_html, unknown_html = _overview_html(
+        result, cards, "evaluated", result.n_evaluated
     )
-    counts = (
-        f"Rows: {result.n_rows:,}; evaluated: {result.n_evaluated:,}; missing gold: "
-        f"{result.n_missing_gold:,}; unknown gold: {result.n_unknown_gold:,}; no prediction: "
-        f"{result.n_no_prediction:,}."
-    )
-    notes = result.notes()
-    notes_html = (
-        '<div class="notes"><ul>' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>"
-        if notes
-        else ""
-    )
-    unknown_html = ""
-    if result.unknown_gold:
-        unknown_rows = "".join(
-            f'<tr><td class="label">{esc(label)}</td><td>{n:,}</td>'
-            f'<td class="label">{esc(_row_examples(result, label))}</td></tr>'
-            for label, n in result.unknown_gold.items()
-        )
-        unknown_html = (
-            "<h3>Gold labels the pipeline does not know (excluded)</h3>"
-            '<table><tr><th class="label">Gold label</th><th>Rows</th>'
-            f'<th class="label">First rows</th></tr>{unknown_rows}</table>'
-        )
 
     class_rows = []
     for label, scores in result.per_class.items():
@@ -434,6 +409,46 @@ def _explanations_caption(explanations: dict[int, Explanation]) -> str:
         f"{len(explanations)} of these rows. Hover a word for its score, the change in the "
         "log-odds of the predicted label that it makes."
     )
+
+
+def _overview_html(
+    result: EvaluationResult | MultiLabelResult,
+    cards: list[tuple[str, str]],
+    verb: str,
+    n_done: int,
+) -> tuple[str, str, str, str]:
+    """The HTML of a report's cards, row counts, notes and unknown gold labels (the same for
+    single- and multi-label results; ``verb`` says what was done to ``n_done`` rows)."""
+    esc = html.escape
+    cards_html = "".join(
+        f'<div class="card"><div class="value">{esc(value)}</div>'
+        f'<div class="name">{esc(name)}</div></div>'
+        for name, value in cards
+    )
+    counts = (
+        f"Rows: {result.n_rows:,}; {verb}: {n_done:,}; missing gold: "
+        f"{result.n_missing_gold:,}; unknown gold: {result.n_unknown_gold:,}; no prediction: "
+        f"{result.n_no_prediction:,}."
+    )
+    notes = result.notes()
+    notes_html = (
+        '<div class="notes"><ul>' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>"
+        if notes
+        else ""
+    )
+    unknown_html = ""
+    if result.unknown_gold:
+        unknown_rows = "".join(
+            f'<tr><td class="label">{esc(label)}</td><td>{n:,}</td>'
+            f'<td class="label">{esc(_row_examples(result, label))}</td></tr>'
+            for label, n in result.unknown_gold.items()
+        )
+        unknown_html = (
+            "<h3>Gold labels the pipeline does not know (rows excluded)</h3>"
+            '<table><tr><th class="label">Gold label</th><th>Rows</th>'
+            f'<th class="label">First rows</th></tr>{unknown_rows}</table>'
+        )
+    return cards_html, counts, notes_html, unknown_html
 
 
 def _detail_text(value: Any) -> str:
@@ -603,34 +618,9 @@ def multilabel_html_section(result: MultiLabelResult, pngs: dict[str, bytes] | N
         ("ECE", num(result.calibration.ece)),
         ("Rows scored", f"{result.n_scored:,} / {result.n_rows:,}"),
     ]
-    cards_html = "".join(
-        f'<div class="card"><div class="value">{esc(value)}</div>'
-        f'<div class="name">{esc(name)}</div></div>'
-        for name, value in cards
+    cards_html, counts, notes_html, unknown_html = _overview_html(
+        result, cards, "scored", result.n_scored
     )
-    counts = (
-        f"Rows: {result.n_rows:,}; scored: {result.n_scored:,}; missing gold: "
-        f"{result.n_missing_gold:,}; unknown gold: {result.n_unknown_gold:,}; no prediction: "
-        f"{result.n_no_prediction:,}."
-    )
-    notes = result.notes()
-    notes_html = (
-        '<div class="notes"><ul>' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul></div>"
-        if notes
-        else ""
-    )
-    unknown_html = ""
-    if result.unknown_gold:
-        unknown_rows = "".join(
-            f'<tr><td class="label">{esc(label)}</td><td>{n:,}</td>'
-            f'<td class="label">{esc(_row_examples(result, label))}</td></tr>'
-            for label, n in result.unknown_gold.items()
-        )
-        unknown_html = (
-            "<h3>Gold labels the pipeline does not know (rows excluded)</h3>"
-            '<table><tr><th class="label">Gold label</th><th>Rows</th>'
-            f'<th class="label">First rows</th></tr>{unknown_rows}</table>'
-        )
 
     label_rows = []
     for label, scores in result.per_label.items():
