@@ -7,10 +7,12 @@ changed from a config file.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
+from itertools import compress
 from pathlib import Path
 
+import numpy
 import torch
 from spacy.tokens import Doc
 from spacy.util import registry
@@ -18,6 +20,7 @@ from thinc.api import ArgsKwargs, Model, PyTorchGradScaler
 from thinc.types import Floats2d
 from thinc.util import torch2xp, xp2torch
 
+from . import feature_store
 from .encoder import DEFAULT_ENCODER, load_encoder
 from .errors import BertclsError
 from .shim import BertClassifierShim
@@ -237,27 +240,99 @@ def window_inputs(shim: BertClassifierShim, texts: Sequence[str]) -> dict:
     }
 
 
-def encode_texts(shim: BertClassifierShim, texts: Sequence[str], *, cache: bool) -> torch.Tensor:
+def encode_texts(
+    shim: BertClassifierShim, texts: Sequence[str], *, cache: bool, disk: bool | None = None
+) -> torch.Tensor:
     """Features of each text, without gradients: windows sorted by length, run in batches.
 
-    With ``cache``, features come from and go to ``shim.feature_cache`` (a frozen encoder is a
-    pure function of the text), so each distinct text is encoded once for a whole training.
+    cache: features come from and go to ``shim.feature_cache`` (a frozen encoder is a pure
+        function of the text), so each distinct text is encoded once for a whole training.
+    disk: texts not in memory are looked up in, and once encoded added to, the disk store
+        (``spacy_bertcls.feature_store``; off with SPACY_BERTCLS_FEATURE_CACHE=off), so a
+        later training or audit on the same texts encodes nothing. Default: as ``cache``.
     """
     cfg = shim.cfg
     stored = shim.feature_cache if cache else {}
-    todo = [t for t in dict.fromkeys(texts) if t not in stored]
+    missing = [t for t in dict.fromkeys(texts) if t not in stored]
     computed: dict[str, torch.Tensor] = {}
+    if not missing:
+        if cache:
+            # Training has reached its second epoch: a good time to write the rows the disk
+            # store still holds in memory (else they are written at exit).
+            flush_disk_features()
+        return torch.stack([stored[t] for t in texts])
+    bucket = disk_bucket(shim) if (cache if disk is None else disk) else None
+    todo = missing
+    if bucket is not None:
+        found, vectors = bucket.lookup(feature_store.text_keys(missing))
+        hits = torch.from_numpy(vectors).to(shim.device)
+        computed = {t: row for t, row in zip(compress(missing, found), hits)}
+        todo = [t for t, hit in zip(missing, found) if not hit]
     if todo:
         # Features that go into the cache feed later training steps, which autograd must be
         # able to use: inference tensors cannot be, so those are made under no_grad.
         grad_mode = torch.no_grad() if cache else torch.inference_mode()
         with grad_mode:
-            computed = dict(zip(todo, run_encoder(shim, todo)))
-        if cache:
-            room = max(0, cfg["feature_cache_size"] - len(stored))
-            for text in todo[:room]:
-                stored[text] = computed[text]
+            vectors = run_encoder(shim, todo)
+        computed.update(zip(todo, vectors))
+        if bucket is not None:
+            bucket.add(feature_store.text_keys(todo), vectors.detach().cpu().numpy())
+    if cache:
+        room = max(0, cfg["feature_cache_size"] - len(stored))
+        for text in missing[:room]:
+            stored[text] = computed[text]
     return torch.stack([computed[t] if t in computed else stored[t] for t in texts])
+
+
+# The settings that change a frozen encoder's features: part of the disk store's key.
+FEATURE_SETTINGS = ("pooling", "layers", "max_length", "stride", "long_text", "window_pooling")
+
+
+def disk_bucket(shim: BertClassifierShim) -> feature_store.FeatureBucket | None:
+    """The disk store's features for this network's encoder and feature settings (None when
+    the store is off or the encoder has no torch weights to identify it by)."""
+    store = feature_store.default_store()
+    module = shim.module
+    if store is None or next(module.encoder.parameters(), None) is None:
+        return None
+    settings = {name: shim.cfg[name] for name in FEATURE_SETTINGS}
+    # Half-precision features, and those of another device's kernels, differ slightly.
+    settings["mixed_precision"] = shim.mixed_precision
+    settings["device"] = shim.device.type
+    identity = feature_store.encoder_identity(module.encoder, shim.tokenizer)
+    return store.bucket(identity, settings, module.feature_width)
+
+
+def flush_disk_features() -> None:
+    """Write the features the disk store still holds in memory, if it is on."""
+    store = feature_store.default_store()
+    if store is not None and store.has_pending:
+        store.flush()
+
+
+def text_features(
+    model: Model,
+    texts: Sequence[str],
+    *,
+    chunk_size: int = 1024,
+    progress: Callable[[int], None] | None = None,
+) -> numpy.ndarray:
+    """The features (texts x feature width, float32) that a frozen training of this built
+    network computes for each text: its encoder and feature settings, without the head.
+
+    Texts are read from and added to the disk store (as in a frozen training, so each
+    reuses the other's features), not kept in the network's memory cache. ``progress`` gets
+    the number of texts done after each chunk of ``chunk_size``.
+    """
+    shim = get_shim(model)
+    out = numpy.empty((len(texts), shim.module.feature_width), dtype=numpy.float32)
+    for start in range(0, len(texts), chunk_size):
+        chunk = list(texts[start : start + chunk_size])
+        out[start : start + len(chunk)] = encode_texts(shim, chunk, cache=False, disk=True).cpu()
+        if progress is not None:
+            progress(start + len(chunk))
+    flush_disk_features()
+    return out
 
 
 def run_encoder(shim: BertClassifierShim, texts: Sequence[str]) -> torch.Tensor:

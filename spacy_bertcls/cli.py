@@ -719,6 +719,59 @@ def optimize(
     typer.echo(summary.format())
 
 
+@app.command()
+@user_errors
+def audit(
+    file: Path = typer.Argument(..., help="Labeled table: CSV, TSV, Excel, Parquet, JSONL."),
+    text_column: str = typer.Option(..., "--text-column", help="Column holding the texts."),
+    label_column: str = typer.Option(..., "--label-column", help="Column holding the labels."),
+    out: Path = typer.Option(..., "--out", help="Output table; its suffix chooses the format."),
+    pipeline: Path | None = typer.Option(
+        None, "--pipeline", help="A bert_textcat pipeline whose encoder and settings to use."
+    ),
+    encoder: str | None = typer.Option(
+        None,
+        "--encoder",
+        callback=empty_is_none,
+        help="Without --pipeline: hub name or model directory (default: the embedded MiniLM-L6).",
+    ),
+    folds: int = typer.Option(5, "--folds", min=2, help="Folds of the out-of-fold predictions."),
+    head: str = typer.Option(
+        "logistic",
+        "--head",
+        help="Head fitted per fold: logistic (scikit-learn), linear or mlp (the component's).",
+    ),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the folds and the head."),
+    sheet: str | None = SheetOption,
+    encoding: str | None = EncodingOption,
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output file."),
+) -> None:
+    """Find rows whose gold label is probably wrong (out-of-fold predictions + cleanlab).
+
+    Every row is written back with audited, suspect, label_quality (the out-of-fold
+    probability of its label), suggested_label and suspect_rank (1 = most likely wrong).
+    """
+    from .audit import audit_file
+
+    with progress_bar("Encoding") as report:
+        summary = audit_file(
+            file,
+            text_column=text_column,
+            label_column=label_column,
+            out=out,
+            pipeline=pipeline,
+            encoder=encoder,
+            folds=folds,
+            head=head,
+            seed=seed,
+            sheet=parse_sheet(sheet),
+            encoding=encoding,
+            overwrite=overwrite,
+            progress=report,
+        )
+    typer.echo(summary.format())
+
+
 @app.command("explain")
 @user_errors
 def explain_command(
