@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
+from spacy_bertcls import feature_store
 from spacy_bertcls.testing import make_tiny_bert
+
+# The disk store of frozen features is off for the tests (and the commands they start): a
+# store filled by an earlier run, or by a training running beside them, would skip encoding
+# and change what they measure. tests/test_feature_store.py turns it on in a folder of its own.
+os.environ[feature_store.CACHE_ENV] = "off"
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
