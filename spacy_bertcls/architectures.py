@@ -7,8 +7,8 @@ changed from a config file.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, nullcontext
 from itertools import compress
 from pathlib import Path
 
@@ -214,7 +214,8 @@ def forward(model: Model, docs: list[Doc], is_train: bool):
         logits, backprop_torch = shim(inputs, is_train=True)
     else:
         cache = frozen and shim.cache_active
-        features = encode_texts(shim, texts, cache=cache)
+        disk = True if frozen and shim.store_at_inference else None
+        features = encode_texts(shim, texts, cache=cache, disk=disk)
         module = shim.module.eval()
         with torch.inference_mode():
             logits = module(features=features)
@@ -301,6 +302,22 @@ def disk_bucket(shim: BertClassifierShim) -> feature_store.FeatureBucket | None:
     settings["device"] = shim.device.type
     identity = feature_store.encoder_identity(module.encoder, shim.tokenizer)
     return store.bucket(identity, settings, module.feature_width)
+
+
+@contextmanager
+def features_from_store(model: Model) -> Iterator[None]:
+    """While the block runs, predictions of this network (with a frozen encoder) take the
+    features of texts from the disk store and add the ones they compute, without keeping
+    them in memory: scoring a pipeline on texts that a training or an audit encoded encodes
+    nothing again. Labeling stays off the store, so that it never writes features for
+    every row it labels."""
+    shim = get_shim(model)
+    shim.store_at_inference = True
+    try:
+        yield
+    finally:
+        shim.store_at_inference = False
+        flush_disk_features()
 
 
 def flush_disk_features() -> None:

@@ -78,6 +78,10 @@ FROZEN_MODEL_SETTINGS: dict[str, Any] = {
 }
 
 
+class AuditCancelled(BertclsError):
+    """An audit stopped because its caller asked (``should_stop``); nothing was written."""
+
+
 @dataclass
 class AuditProgress:
     """Where the encoding of an audit stands (the same fields as `labeling.LabelProgress`,
@@ -160,11 +164,18 @@ def feature_model(pipeline: str | Path | None = None, encoder: str | None = None
 
 
 def _pipeline_feature_model(path: Path):
+    from .pipelines import load_pipeline
+
+    return pipeline_feature_model(load_pipeline(path), path)
+
+
+def pipeline_feature_model(nlp: Any, path: str | Path):
+    """`feature_model` of a pipeline loaded already (``path``: where it came from, for the
+    messages): the app audits with the pipeline it has open."""
     from .architectures import get_shim
     from .onnx_backend import is_onnx_pipeline_model
-    from .pipelines import find_textcat, load_pipeline
+    from .pipelines import find_textcat
 
-    nlp = load_pipeline(path)
     name, component = find_textcat(nlp)
     if nlp.get_pipe_meta(name).factory != "bert_textcat":
         raise BertclsError(
@@ -201,6 +212,7 @@ def out_of_fold_probabilities(
     head: str = DEFAULT_HEAD,
     head_settings: dict[str, Any] | None = None,
     seed: int = 0,
+    should_stop: Callable[[], bool] | None = None,
 ) -> np.ndarray:
     """Probabilities (rows x n_labels) of each row's labels from a head that never saw it.
 
@@ -222,6 +234,8 @@ def out_of_fold_probabilities(
         warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
         splits = list(splitter.split(features, labels))
     for k, (train, held_out) in enumerate(splits):
+        if should_stop is not None and should_stop():
+            raise AuditCancelled(f"Audit cancelled before fold {k + 1} of {folds}.")
         fit = _fit_logistic if head == "logistic" else _fit_torch_head
         probs[held_out] = fit(
             features[train],
@@ -362,11 +376,14 @@ def audit_frame(
     head: str = DEFAULT_HEAD,
     seed: int = 0,
     progress: Callable[[AuditProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[pd.DataFrame, AuditSummary]:
     """A copy of ``df`` with `AUDIT_COLUMNS` after its own, and a summary.
 
     model: the network computing features (`feature_model`). Rows without a text or a label
     are kept, with ``audited`` false and the other columns empty.
+    should_stop: asked after each chunk of texts encoded and before each fold; when it says
+    True the audit raises `AuditCancelled` (features encoded so far stay in the disk store).
     """
     require_columns(df.columns, [text_column, label_column], source="The table")
     check_no_clash(df.columns)
@@ -412,18 +429,22 @@ def audit_frame(
     started = time.perf_counter()
 
     def report(done: int) -> None:
+        if should_stop is not None and should_stop():
+            raise AuditCancelled(f"Audit cancelled after encoding {done:,} of {len(rows):,} texts.")
         if progress is not None:
             seconds = time.perf_counter() - started
             rate = done / seconds if seconds > 0 else 0.0
             left = (len(rows) - done) / rate if rate > 0 else None
             progress(AuditProgress(done, len(rows), rate, left))
 
-    features = text_features(model, [texts[i] for i in rows], progress=report)
+    # Chunks of 256: a cancel takes effect within seconds on a CPU.
+    features = text_features(model, [texts[i] for i in rows], chunk_size=256, progress=report)
     encode_seconds = time.perf_counter() - started
     started = time.perf_counter()
     probs = out_of_fold_probabilities(
-        features, y, len(names), folds=folds, head=head, head_settings=head_settings, seed=seed
-    )
+        features, y, len(names), folds=folds, head=head, head_settings=head_settings, seed=seed,
+        should_stop=should_stop,
+    )  # fmt: skip
     found = find_suspects(y, probs)
     fit_seconds = time.perf_counter() - started
     notes.extend(found.notes)

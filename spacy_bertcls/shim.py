@@ -57,6 +57,9 @@ class BertClassifierShim(PyTorchShim):
         self._trainable: list[tuple[str, torch.Tensor]] | None = None
         # Set by the first training step; never saved, so a loaded pipeline does not cache.
         self.cache_active = False
+        # Set by architectures.features_from_store for a scoring run: inference then reads
+        # and fills the disk store of frozen features, as a frozen training does.
+        self.store_at_inference = False
 
     @property
     def module(self) -> BertClassifierModule:

@@ -45,3 +45,42 @@ def make_tiny_bert(
     BertModel(config).save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)
     return path
+
+
+def train_frozen_pipeline(
+    table: Path, out: Path, *, text_column: str, label_column: str, encoder: str,
+    max_epochs: int = 3, hidden_width: int = 16,
+) -> Path:  # fmt: skip
+    """Train a pipeline the way an analyst does: `bertcls convert` the table into
+    ``out/corpus``, then `bertcls train` configs/frozen.cfg on it (the paths as given are
+    relative to ``out``, where training runs, as `spacy train` keeps them). Returns
+    ``out/training/model-best``."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from .cli import app
+
+    config = Path(__file__).resolve().parents[1] / "configs" / "frozen.cfg"
+    runner = CliRunner()
+    here = Path.cwd()
+    out.mkdir(parents=True, exist_ok=True)
+    os.chdir(out)
+    try:
+        steps = [
+            ["convert", str(table), "--text-column", text_column, "--label-column",
+             label_column, "--output", "corpus", "--test-size", "0"],
+            ["train", str(config), "--output", "training", "--encoder", encoder,
+             "--paths.train", "corpus/train.spacy", "--paths.dev", "corpus/dev.spacy",
+             "--training.max_epochs", str(max_epochs),
+             "--components.bert_textcat.model.hidden_width", str(hidden_width)],
+        ]  # fmt: skip
+        for args in steps:
+            result = runner.invoke(app, args)
+            if result.exit_code != 0:
+                raise RuntimeError(f"bertcls {args[0]} failed: {result.output}") from (
+                    result.exception
+                )
+    finally:
+        os.chdir(here)
+    return out / "training" / "model-best"
