@@ -130,6 +130,20 @@ class DecisionRule:
         )
 
 
+def least_sure_decision(probs: np.ndarray, sets: np.ndarray) -> np.ndarray:
+    """Per row of a multi-label prediction, how sure its least sure label decision is: the
+    probability that it is right (p for a label in ``sets``, 1 - p for one left out), lowest
+    over the labels; NaN for a row without probabilities (no text).
+
+    This is a multi-label row's ``confidence`` in the app: low when any one label could as
+    well have gone the other way, so sorting by it puts the rows to check first.
+    """
+    probs = np.asarray(probs, dtype=np.float64)
+    right = np.where(sets, probs, 1.0 - probs)
+    lowest = np.where(np.isnan(right), np.inf, right).min(axis=1)
+    return np.where(np.isnan(probs).all(axis=1), np.nan, lowest)
+
+
 def check_thresholds(
     thresholds: Mapping[str, float], labels: Sequence[str], *, exclusive: bool
 ) -> None:

@@ -9,6 +9,7 @@ scores are inflated.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -182,12 +183,7 @@ def _evaluate_multilabel_file(
         uncalibrated_probs=uncalibrated_of(nlp, probs),
     )
     result.input_notes = notes
-    seen = trained_on(nlp, texts)[result.row_index]
-    if seen.any():
-        result.input_notes.append(
-            f"{int(seen.sum()):,} of {result.n_scored:,} scored rows are texts this pipeline was "
-            "trained on; scores on them are inflated."
-        )
+    warn_trained_on_multilabel(result, trained_on(nlp, texts))
     columns = (
         "doc.text / doc.cats"
         if path.suffix == ".spacy"
@@ -222,6 +218,26 @@ def calibration_details(nlp: Any) -> dict[str, Any]:
     if temperature is not None:
         details["temperature"] = ", ".join(f"{t:.3f}" for t in temperature)
     return details
+
+
+def warn_trained_on_multilabel(result: MultiLabelResult, seen: np.ndarray) -> None:
+    """When scored rows were trained on (``seen``, per input row), add the note saying so to
+    ``result``. ``bertcls evaluate`` and the app's Evaluate both call this for multi-label."""
+    seen = np.asarray(seen, dtype=bool)[result.row_index]
+    if seen.any():
+        result.input_notes.append(
+            f"{int(seen.sum()):,} of {result.n_scored:,} scored rows are texts this pipeline was "
+            "trained on; scores on them are inflated."
+        )
+
+
+def gold_label_sets(cells: Sequence[object], sep: str | None) -> list[list[str] | None]:
+    """Each gold cell's labels, split by ``sep`` as ``bertcls convert`` splits them (one label
+    when ``sep`` is None); None for a blank cell, which has no gold. What
+    ``evaluate_multilabel`` takes as ``gold``."""
+    from ..convert import split_labels
+
+    return [split_labels(cell, sep) or None for cell in cells]
 
 
 def warn_trained_on(
@@ -321,14 +337,11 @@ def read_gold(
         docs = _docs_from_docbin(path, nlp)
         numbers = np.arange(1, len(docs) + 1)
         return [doc.text for doc in docs], [dict(doc.cats) for doc in docs], numbers
-    from ..convert import split_labels
-
     table = read_table(path, sheet=sheet, encoding=encoding, notes=notes)
     require_columns(table.columns, [text_column, label_column], source=str(path))
     labels = pipeline_labels(nlp)
     cats = []
-    for cell in table[label_column].tolist():
-        given = split_labels(cell, multi_label_sep)
+    for given in gold_label_sets(table[label_column].tolist(), multi_label_sep):
         cats.append({**dict.fromkeys(labels, 0.0), **dict.fromkeys(given, 1.0)} if given else {})
     return text_values(table[text_column]), cats, row_numbers(table, range(len(table)))
 

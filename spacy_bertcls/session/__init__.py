@@ -9,7 +9,7 @@
 
 from .columns import guess_gold_column, guess_text_column
 from .corrections import CORRECTION_SUFFIXES, changed_by_formula_guard, write_corrections
-from .results import CORRECTED_LABEL, Results
+from .results import CORRECTED_LABEL, CORRECTED_LABELS, Results
 from .rows import ENTROPY, MARGIN, Column, ColumnKind, RowFilter, SortKey, TableLayout
 from .session import (
     Evaluation,
@@ -23,6 +23,7 @@ from .session import (
 
 __all__ = [
     "CORRECTED_LABEL",
+    "CORRECTED_LABELS",
     "CORRECTION_SUFFIXES",
     "ENTROPY",
     "MARGIN",

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from spacy_bertcls.convert import split_labels
 from spacy_bertcls.tables.cells import label_text
 
 # Names that usually hold the text to classify, most telling first.
@@ -41,10 +42,14 @@ def guess_text_column(frame: pd.DataFrame) -> str | None:
     return best
 
 
-def guess_gold_column(frame: pd.DataFrame, labels: list[str], exclude: str | None) -> str | None:
+def guess_gold_column(
+    frame: pd.DataFrame, labels: list[str], exclude: str | None, *, sep: str | None = None
+) -> str | None:
     """A column whose filled cells are (almost) all pipeline labels, e.g. ``airline_sentiment``.
 
     Cells are read as labels by ``label_text``, as evaluation reads them: 0.0/1.0 are "0"/"1".
+    sep: for a multi-label pipeline, the separator of several labels in one cell
+        (``negative;Late Flight``); a cell counts when all its labels are pipeline labels.
     """
     if not labels:
         return None
@@ -54,10 +59,14 @@ def guess_gold_column(frame: pd.DataFrame, labels: list[str], exclude: str | Non
     for name in frame.columns:
         if str(name) == exclude:
             continue
-        values = [label for label in map(label_text, sample[name].tolist()) if label is not None]
+        if sep is None:
+            cells = [label_text(cell) for cell in sample[name].tolist()]
+            values = [[label] for label in cells if label is not None]
+        else:
+            values = [found for found in (split_labels(c, sep) for c in sample[name]) if found]
         if not values:
             continue
-        share = sum(value in known for value in values) / len(values)
+        share = sum(set(value) <= known for value in values) / len(values)
         if share < 0.9:
             continue
         score = len(values) * share

@@ -2,6 +2,10 @@
 
 ``.spacy`` holds one Doc per row with ``doc.cats`` set one-hot over the pipeline's labels,
 written by ``spacy_bertcls.convert.write_corpus`` as ``bertcls convert`` writes its splits.
+A multi-label pipeline's rows have a list of labels each: its Docs have 1.0 for each of them,
+and its tables join them by ``MULTI_LABEL_SEP`` (read them with ``bertcls convert
+--multi-label-sep ";"``; a row corrected to no label at all has an empty label there, which
+``convert`` drops, so keep such rows in ``.spacy``).
 ``.csv``/``.jsonl``/``.xlsx`` hold ``text,label`` columns written by
 ``tables.write_table``, which ``bertcls convert`` reads. ``write_table`` protects spreadsheet
 users by prefixing ``'`` to CSV/XLSX cells that start with ``= + - @``, and ``read_table``
@@ -19,6 +23,7 @@ from spacy.language import Language
 
 from spacy_bertcls.convert import write_corpus
 from spacy_bertcls.errors import BertclsError
+from spacy_bertcls.labeling import MULTI_LABEL_SEP
 from spacy_bertcls.tables import write_table
 from spacy_bertcls.tables.guards import neutralize_formulas
 
@@ -41,7 +46,7 @@ def write_corrections(
     corrections: pd.DataFrame, path: str | Path, labels: Sequence[str], nlp: Language | None
 ) -> Path:
     """Write ``corrections`` (columns ``text`` and ``label``, and ``row`` for the tables) to
-    ``path``; format by suffix.
+    ``path``; format by suffix. A ``label`` cell may be a list of labels (multi-label).
 
     labels: every label of the pipeline, so each Doc's ``cats`` has all of them.
     nlp: whose tokenizer makes the Docs for ``.spacy``; a blank English one when None.
@@ -54,7 +59,12 @@ def write_corrections(
         )
     if suffix != ".spacy":
         columns = [name for name in ("row", "text", "label") if name in corrections.columns]
-        write_table(corrections[columns], path)
+        table = corrections[columns].copy()
+        table["label"] = [
+            MULTI_LABEL_SEP.join(cell) if isinstance(cell, list | tuple) else cell
+            for cell in table["label"]
+        ]
+        write_table(table, path)
         return path
     return write_corpus(
         path, corrections["text"].tolist(), corrections["label"].tolist(), labels, nlp=nlp

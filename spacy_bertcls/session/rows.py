@@ -14,8 +14,9 @@ from enum import Enum
 import numpy as np
 import pandas as pd
 
-from ..labeling import CONFIDENCE, PREDICTED_LABEL, prob_column
-from .results import CORRECTED_LABEL, Results
+from ..decisions import DecisionRule
+from ..labeling import CONFIDENCE, PREDICTED_LABEL, PREDICTED_LABELS, prob_column
+from .results import CORRECTED_LABEL, CORRECTED_LABELS, Results
 
 
 class ColumnKind(Enum):
@@ -38,22 +39,26 @@ class Column:
 class TableLayout:
     """The columns of a labeled table: the file's (minus earlier exports' prediction columns,
     which would show stale values), then ``predicted_label``, ``confidence``, one
-    ``prob_<label>`` per label and ``corrected_label`` once a pipeline gives labels."""
+    ``prob_<label>`` per label and ``corrected_label`` once a pipeline gives labels.
+    A multi-label pipeline's are ``predicted_labels`` and ``corrected_labels`` (label sets)."""
 
-    def __init__(self, frame: pd.DataFrame, labels: list[str]) -> None:
-        computed = {PREDICTED_LABEL, CONFIDENCE, CORRECTED_LABEL}
-        computed |= {prob_column(label) for label in labels}
+    def __init__(
+        self, frame: pd.DataFrame, labels: list[str], *, multi_label: bool = False
+    ) -> None:
+        computed = {PREDICTED_LABEL, PREDICTED_LABELS, CONFIDENCE, CORRECTED_LABEL}
+        computed |= {CORRECTED_LABELS} | {prob_column(label) for label in labels}
         self.columns = [
             Column(str(name), ColumnKind.SOURCE, i)
             for i, name in enumerate(frame.columns)
             if str(name) not in computed
         ]
+        predicted, corrected = predicted_column(multi_label), corrected_column(multi_label)
         if labels:
             self.columns += [
-                Column(PREDICTED_LABEL, ColumnKind.PREDICTED, 0),
+                Column(predicted, ColumnKind.PREDICTED, 0),
                 Column(CONFIDENCE, ColumnKind.CONFIDENCE, 0),
                 *(Column(prob_column(label), ColumnKind.PROB, j) for j, label in enumerate(labels)),
-                Column(CORRECTED_LABEL, ColumnKind.CORRECTED, 0),
+                Column(corrected, ColumnKind.CORRECTED, 0),
             ]
         self._by_name = {column.name: i for i, column in enumerate(self.columns)}
 
@@ -73,19 +78,29 @@ class TableLayout:
         return [i for i, column in enumerate(self.columns) if column.kind in kinds]
 
 
+def predicted_column(multi_label: bool) -> str:
+    """The name of the predicted-labels column: ``predicted_labels`` for label sets."""
+    return PREDICTED_LABELS if multi_label else PREDICTED_LABEL
+
+
+def corrected_column(multi_label: bool) -> str:
+    """The name of the corrections column: ``corrected_labels`` for label sets."""
+    return CORRECTED_LABELS if multi_label else CORRECTED_LABEL
+
+
 @dataclass
 class RowFilter:
     """Which rows the table shows. The default shows everything."""
 
-    predicted_label: str | None = None
-    gold_label: str | None = None
+    predicted_label: str | None = None  # multi-label: rows whose predicted set has it
+    gold_label: str | None = None  # multi-label: rows whose gold set has it
     confidence_min: float = 0.0
     confidence_max: float = 1.0
     search: str = ""
     rows: np.ndarray | None = None  # an explicit row set, e.g. one confusion-matrix cell
     rows_description: str = ""
     corrected_only: bool = False
-    wrong_only: bool = False  # predicted_label differs from the gold column
+    wrong_only: bool = False  # predicted_label (label set) differs from the gold column
 
     def confidence_narrowed(self) -> bool:
         return self.confidence_min > 0.0 or self.confidence_max < 1.0
@@ -108,6 +123,9 @@ class RowFilter:
 #: Sort keys that are not columns (in parentheses, so no file column clashes): how unsure
 #: the model is, from its probabilities. margin: top probability minus the second (small =
 #: torn between two labels); entropy: of the probabilities, in nats (large = unsure).
+#: Multi-label: margin is the distance of the probability closest to its label's threshold
+#: (small = a label decision that nearly went the other way); entropy sums each label's
+#: yes/no entropy.
 MARGIN, ENTROPY = "(margin)", "(entropy)"
 UNCERTAINTY_KEYS = (MARGIN, ENTROPY)
 
@@ -147,14 +165,18 @@ class RowOrder:
         text_column: str | None,
         row_filter: RowFilter,
         sort: SortKey | None,
+        gold_sets: np.ndarray | None = None,
+        rule: DecisionRule | None = None,
     ) -> np.ndarray:
+        """The file rows to show, in order. Multi-label results are filtered by ``gold_sets``
+        (rows x labels, a row of False: no gold) and sorted by ``rule``'s thresholds."""
         if self._keys_version != results.version:
             self._keys.clear()  # predictions or corrections changed: keys over them are stale
             self._keys_version = results.version
-        mask = self._mask(frame, results, gold_codes, text_column, row_filter)
+        mask = self._mask(frame, results, gold_codes, gold_sets, text_column, row_filter)
         position = layout.position(sort.column) if sort else -1
         if sort is not None and sort.column in UNCERTAINTY_KEYS and results.labels:
-            key = self._uncertainty_key(results, sort.column)
+            key = self._uncertainty_key(results, sort.column, rule)
         elif position >= 0:
             key = self._sort_key(frame, layout, results, position)
         else:
@@ -185,17 +207,25 @@ class RowOrder:
         frame: pd.DataFrame,
         results: Results,
         gold_codes: np.ndarray | None,
+        gold_sets: np.ndarray | None,
         text_column: str | None,
         f: RowFilter,
     ) -> np.ndarray:
         n = len(frame)
         mask = np.ones(n, dtype=bool)
         if f.predicted_label and f.predicted_label in results.codes:
-            mask &= results.predicted == results.codes[f.predicted_label]
-        if f.gold_label and gold_codes is not None:
+            code = results.codes[f.predicted_label]
+            if results.multi_label:
+                mask &= results.predicted_sets[:, code]
+            else:
+                mask &= results.predicted == code
+        if f.gold_label and results.multi_label and gold_sets is not None:
+            code = results.codes.get(f.gold_label)
+            mask &= gold_sets[:, code] if code is not None else False
+        elif f.gold_label and gold_codes is not None:
             mask &= gold_codes == results.codes.get(f.gold_label, -2)
         if f.wrong_only:
-            mask &= wrong_rows(results, gold_codes)
+            mask &= wrong_rows(results, gold_codes, gold_sets)
         if f.confidence_narrowed():
             with np.errstate(invalid="ignore"):
                 confidence = results.confidence
@@ -218,10 +248,20 @@ class RowOrder:
         found = self._search_text.str.contains(needle.lower(), regex=False)
         return found.to_numpy(dtype=bool, na_value=False)
 
-    def _uncertainty_key(self, results: Results, name: str) -> np.ndarray:
+    def _uncertainty_key(
+        self, results: Results, name: str, rule: DecisionRule | None
+    ) -> np.ndarray:
         if name not in self._keys:
             probs = results.probs.astype(float)
-            if name == MARGIN:
+            if results.multi_label and rule is not None and name == MARGIN:
+                key = np.abs(probs - rule.thresholds[None, :]).min(axis=1)
+            elif results.multi_label and name == ENTROPY:
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    terms = -(probs * np.log(probs) + (1 - probs) * np.log(1 - probs))
+                key = np.where(
+                    np.isnan(probs).all(axis=1), np.nan, np.nan_to_num(terms).sum(axis=1)
+                )
+            elif name == MARGIN:
                 top = np.sort(probs, axis=1)[:, ::-1]
                 key = top[:, 0] - top[:, 1] if probs.shape[1] > 1 else top[:, 0]
             else:
@@ -252,8 +292,16 @@ class RowOrder:
         return key
 
 
-def wrong_rows(results: Results, gold_codes: np.ndarray | None) -> np.ndarray:
-    """Rows whose prediction differs from a gold label that is one of the pipeline's labels."""
+def wrong_rows(
+    results: Results, gold_codes: np.ndarray | None, gold_sets: np.ndarray | None = None
+) -> np.ndarray:
+    """Rows whose prediction differs from a gold label that is one of the pipeline's labels
+    (multi-label: whose predicted set is not the gold set, ``gold_sets``)."""
+    if results.multi_label:
+        if gold_sets is None:
+            return np.zeros(len(results), dtype=bool)
+        differs = (results.predicted_sets != gold_sets).any(axis=1)
+        return (results.predicted >= 0) & gold_sets.any(axis=1) & differs
     if gold_codes is None:
         return np.zeros(len(results), dtype=bool)
     return (results.predicted >= 0) & (gold_codes >= 0) & (gold_codes != results.predicted)

@@ -26,6 +26,8 @@ SESSION_SUFFIX = ".bertcls-session"
 FORMAT = "bertcls-session"
 VERSION = 1
 _ARRAYS = ("labeled", "predicted", "confidence", "probs", "corrected")
+#: Multi-label sessions only: the label sets predicted and corrected.
+_SET_ARRAYS = ("predicted_sets", "corrected_sets")
 
 
 @dataclass
@@ -63,12 +65,14 @@ def save_session(session: Any, path: str | Path, view: dict[str, Any] | None = N
         "text_column": session.text_column,
         "gold_column": session.gold_column,
         "labels": session.labels,
+        "multi_label": session.results.multi_label,
         "n_rows": len(session.frame),
         "row_filter": {k: v for k, v in asdict(f).items() if k != "rows"},
         "sort": asdict(session.sort) if session.sort else None,
         "view": view or {},
     }
-    arrays = {name: getattr(session.results, name) for name in _ARRAYS}
+    names = _ARRAYS + (_SET_ARRAYS if session.results.multi_label else ())
+    arrays = {name: getattr(session.results, name) for name in names}
     arrays["row_keys"] = session.row_keys()
     if f.rows is not None:
         arrays["filter_rows"] = np.asarray(f.rows, dtype=np.int64)
@@ -104,8 +108,9 @@ def load_session(path: str | Path) -> SavedSession:
         )
     labels = [str(label) for label in meta.get("labels") or []]
     n_rows = int(meta["n_rows"])
-    results = Results(n_rows, labels)
-    for name in _ARRAYS:
+    multi_label = bool(meta.get("multi_label", False))
+    results = Results(n_rows, labels, multi_label=multi_label)
+    for name in _ARRAYS + (_SET_ARRAYS if multi_label else ()):
         value = arrays.get(name)
         expected = getattr(results, name)
         if value is None or value.shape != expected.shape:
@@ -149,5 +154,7 @@ def _check_codes(path: Path, results: Results) -> None:
     n = len(results.labels)
     for name in ("predicted", "corrected"):
         codes = getattr(results, name)
-        if codes.size and (codes.min() < -1 or codes.max() >= n):
+        # A multi-label correction's code is the size of its label set, up to every label.
+        largest = n if name == "corrected" and results.multi_label else n - 1
+        if codes.size and (codes.min() < -1 or codes.max() > largest):
             raise BertclsError(f"{path.name} is damaged: {name} has codes outside the labels.")
