@@ -69,6 +69,11 @@ class FilterBar(QWidget):
         )
         for text, key in (("confidence", None), ("margin", MARGIN), ("entropy", ENTROPY)):
             self.uncertainty.addItem(text, key)
+        self.suspects_button = QPushButton("Suspect labels")
+        self.suspects_button.setToolTip(
+            "Rows whose gold label is probably wrong, most likely first (Ctrl+Shift+U); the "
+            "first time, audits the gold column"
+        )
         self.clear_button = QPushButton("Clear filters")
         self.clear_button.setToolTip("Show every row again (Ctrl+Shift+X)")
 
@@ -91,6 +96,7 @@ class FilterBar(QWidget):
         find.addWidget(self.search_edit, 1)
         find.addWidget(self.least_confident_button)
         find.addWidget(self.uncertainty)
+        find.addWidget(self.suspects_button)
         find.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)

@@ -46,12 +46,14 @@ from .file_watch import FileWatchMixin
 from .labeling_run import LabelingMixin, load_on_device
 from .menus import build_actions, build_menus
 from .pipeline_panel import PipelinePanel
+from .retrain_dialog import RetrainDialog, RetrainMixin
 from .settings import RecentList, open_settings
+from .suspects_view import SuspectsMixin
 from .table_panel import TablePanel
 from .threshold_dialog import ThresholdDialog
 from .try_text_panel import TryTextPanel
 from .window_layout import LayoutMixin
-from .workers import LabelWorker, TaskRunner
+from .workers import JobWorker, LabelWorker, TaskRunner
 
 APP_TITLE = "bertcls"
 #: Keyboard focus is visible on every panel Tab moves to (the style's own cue is faint).
@@ -61,7 +63,10 @@ FOCUS_STYLE = (
 )
 
 
-class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMainWindow):
+class MainWindow(
+    LabelingMixin, SuspectsMixin, RetrainMixin, ExportsMixin, FileWatchMixin, LayoutMixin,
+    QMainWindow,
+):  # fmt: skip
     """The analyst's window. ``settings`` defaults to the user's; tests pass a temporary one."""
 
     def __init__(self, settings: QSettings | None = None, parent: QWidget | None = None) -> None:
@@ -81,6 +86,10 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         #: The device the loaded pipeline runs on (Label > Device chooses it for the next load).
         self.pipeline_device = CPU
         self.threshold_dialog: ThresholdDialog | None = None  # Label > Decision Threshold
+        #: An audit or a retrain running (``JobWorker``), until its end has been handled.
+        self.job: JobWorker | None = None
+        self.retrain_dialog: RetrainDialog | None = None  # Label > Retrain
+        self.last_retrain: dict[str, Any] = {}
 
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
@@ -106,6 +115,7 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self.table = self.table_panel.table
         self.model = self.table_panel.model
         self.filters = self.table_panel.filters
+        self.filters.suspects_button.clicked.connect(self.show_suspect_labels)
 
         self.detail_panel = DetailPanel()
         self.detail_panel.set_session(session)
@@ -145,8 +155,10 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self.progress.hide()
         self.speed_label = QLabel()
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.setToolTip("Stop labeling; the rows labeled so far are kept")
-        self.cancel_button.clicked.connect(self.cancel_labeling)
+        self.cancel_button.setToolTip(
+            "Stop labeling (the rows labeled so far are kept) or the audit"
+        )
+        self.cancel_button.clicked.connect(self.cancel_running)
         self.cancel_button.hide()
         status = self.statusBar()
         status.addPermanentWidget(self.rows_status)
@@ -256,12 +268,23 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
 
     def is_busy(self) -> bool:
         """True while anything runs in the background (labeling, loading, writing)."""
-        return self.tasks.busy() or self.is_labeling()
+        return self.tasks.busy() or self.is_labeling() or self.is_running_job()
 
     def _refuse_while_labeling(self, what: str) -> bool:
         if self.is_labeling():
             self._show_error("Labeling is running", f"Cancel or wait for labeling before {what}.")
-        return self.is_labeling()
+        elif self.is_running_job():
+            self._show_error(
+                "An audit or retrain is running", f"Cancel or wait for it before {what}."
+            )
+        return self.is_labeling() or self.is_running_job()
+
+    def cancel_running(self) -> None:
+        """The status bar's Cancel: stops labeling, or an audit."""
+        if self.is_labeling():
+            self.cancel_labeling()
+        else:
+            self.cancel_job()
 
     # ================================================================= pipeline
 
@@ -577,6 +600,18 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
         self.export_review_action.setEnabled(labeled)
         self.save_pipeline_action.setEnabled(has_pipeline)
         self.device_menu.setEnabled(not labeling)
+        idle = not labeling and self.job is None
+        can_audit = has_labels and session.gold_column is not None and idle
+        self.suspect_labels_action.setEnabled(can_audit)
+        self.filters.suspects_button.setEnabled(can_audit)
+        self.retrain_action.setEnabled(
+            has_pipeline and session.results.corrected_count() > 0 and idle
+        )
+        self.switch_back_action.setEnabled(bool(session.previous_pipelines) and idle)
+        if session.previous_pipelines:
+            self.switch_back_action.setText(
+                f"Switch &Back to {session.previous_pipelines[-1].name}"
+            )
         if self.threshold_dialog is not None:
             self.threshold_dialog.set_available(labeled and not self.is_busy())
 
@@ -608,6 +643,9 @@ class MainWindow(LabelingMixin, ExportsMixin, FileWatchMixin, LayoutMixin, QMain
             return
         self.save_layout()
         self._wait_for_worker()  # one chunk: well under a second
+        if self.job is not None:  # an audit stops within a chunk, a retrain within a step
+            self.job.cancel()
+            self.job.wait()
         self.try_panel.timer.stop()
         self._stop_file_watch()
         if self.tasks.busy():

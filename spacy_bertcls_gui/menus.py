@@ -55,6 +55,13 @@ that <code>bertcls label</code> uses.</p>
 <h3>Evaluating</h3>
 <p>With a gold column, <b>Evaluate</b> (F5) scores the labeled rows; click a confusion-matrix
 cell to see its rows. Rows the pipeline was trained on are counted apart.</p>
+<h3>Suspect labels and retraining</h3>
+<p>With a gold column, <b>View &gt; Suspect Labels</b> (Ctrl+Shift+U) audits it (out-of-fold
+predictions and cleanlab, as <code>bertcls audit</code>) and shows the rows whose gold label
+is probably wrong, most likely first, with <i>suggested_label</i> and <i>label_quality</i>.
+Correct them as usual. <b>Label &gt; Retrain</b> trains the head again on the pipeline's
+training corpus plus your corrections and writes a new version beside it
+(<code>model-best-v2</code>); <b>Label &gt; Switch Back</b> returns to the previous one.</p>
 """
 
 
@@ -106,6 +113,14 @@ def build_actions(window: MainWindow) -> None:
     w.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
     action("least_confident_action", "&Least Confident First", w.show_least_confident_first,
            "Ctrl+Shift+L")  # fmt: skip
+    action("suspect_labels_action", "&Suspect Labels", w.show_suspect_labels, "Ctrl+Shift+U",
+           "Rows whose gold label is probably wrong (an audit of the gold column with cleanlab), "
+           "most likely first")  # fmt: skip
+    action("retrain_action", "&Retrain…", w.open_retrain_dialog, None,
+           "Train the head again on the training corpus plus the corrections, as a new "
+           "pipeline version")  # fmt: skip
+    action("switch_back_action", "Switch &Back to the Previous Pipeline", w.switch_back, None,
+           "Use the pipeline version used before this one; the corrections stay")  # fmt: skip
     action("clear_filters_action", "C&lear Filters", w.clear_filters, "Ctrl+Shift+X")
     action("find_action", "&Find in Texts",
            lambda: (w.views.setCurrentIndex(0), w.filters.search_edit.setFocus()),
@@ -162,12 +177,16 @@ def build_menus(window: MainWindow) -> None:
     label_menu.addAction(w.evaluate_action)
     label_menu.addSeparator()
     label_menu.addAction(w.threshold_action)
+    label_menu.addSeparator()
+    label_menu.addAction(w.retrain_action)
+    label_menu.addAction(w.switch_back_action)
     w.device_menu = label_menu.addMenu("&Device")
     _fill_device_menu(w, w.device_menu)
 
     view_menu = menu_bar.addMenu("&View")
     view_menu.addAction(w.find_action)
     view_menu.addAction(w.least_confident_action)
+    view_menu.addAction(w.suspect_labels_action)
     view_menu.addAction(w.clear_filters_action)
     view_menu.addSeparator()
     for i, name in enumerate(("Table", "Evaluation", "Pipeline")):

@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from spacy_bertcls.audit import LABEL_QUALITY, SUGGESTED_LABEL, SUSPECT_RANK
 from spacy_bertcls.labeling import CONFIDENCE, PREDICTED_LABEL, prob_column
 from spacy_bertcls.session import CORRECTED_LABEL, ENTROPY, RowFilter, Session, SortKey
 
@@ -247,6 +248,24 @@ class TablePanel(QWidget):
             self._go_to(0, QAbstractItemView.ScrollHint.PositionAtTop)
         return True
 
+    def show_sort_indicator(self, column_name: str) -> None:
+        """Show the header's sort arrow on ``column_name`` (ascending) for a sort the session
+        made, without sorting again."""
+        column = self.model.column_index(column_name)
+        header = self.table.horizontalHeader()
+        header.blockSignals(True)
+        header.setSortIndicator(column, Qt.SortOrder.AscendingOrder)
+        header.blockSignals(False)
+
+    def accept_suggestions(self, rows: np.ndarray) -> None:
+        """Make each row's audit suggestion (``suggested_label``) its corrected label."""
+        frame = self.session.frame
+        if SUGGESTED_LABEL not in frame.columns:
+            return
+        suggested = frame[SUGGESTED_LABEL].to_numpy(dtype=object)[rows]
+        for label in set(suggested) & set(self.session.labels):
+            self.session.correct(rows[suggested == label], label)
+
     def _drop_selection(self) -> None:
         selection = self.table.selectionModel() if hasattr(self, "table") else None
         if selection is None or not selection.hasSelection():
@@ -324,6 +343,9 @@ class TablePanel(QWidget):
         accept.triggered.connect(lambda _=False: self.accept_predictions(rows))
         clear = menu.addAction("Clear correction\t0")
         clear.triggered.connect(lambda _=False: self.session.correct(rows, None))
+        if SUGGESTED_LABEL in self.session.frame.columns:
+            suggest = menu.addAction("Accept suggested_label (the audit's guess)")
+            suggest.triggered.connect(lambda _=False: self.accept_suggestions(rows))
         menu.exec(self.table.viewport().mapToGlobal(position))
 
     # ================================================================= columns
@@ -380,6 +402,7 @@ class TablePanel(QWidget):
         first = [session.text_column, PREDICTED_LABEL, CONFIDENCE]
         first += [prob_column(label) for label in session.labels]
         first += [CORRECTED_LABEL, session.gold_column]
+        first += [SUGGESTED_LABEL, LABEL_QUALITY, SUSPECT_RANK]  # after an audit
         wanted = [model.column_index(name) for name in first if name]
         wanted = [column for column in wanted if column >= 0]
         wanted += [c for c in range(model.columnCount()) if c not in wanted]

@@ -186,3 +186,55 @@ class TaskRunner:
         if self._pool.activeThreadCount() == 0:
             self._retired.clear()
         callback(*args)
+
+
+class JobWorker(QThread):
+    """Runs one long core function, ``fn(progress=..., should_stop=...)``, on its own thread:
+    an audit (``spacy_bertcls.session.run_audit``) or a retrain
+    (``spacy_bertcls.retrain.retrain_pipeline``).
+
+    Signals: ``progress_changed(report)`` with what the function reports, ``failed(exception,
+    traceback_text)``. When ``run`` returns, ``state`` is ``"done"`` (``result`` holds the
+    return value), ``"cancelled"`` (the function raised one of ``cancelled`` after ``cancel``)
+    or ``"failed"``; ``elapsed`` is its wall time in seconds.
+    """
+
+    progress_changed = Signal(object)
+    failed = Signal(object, str)
+
+    def __init__(
+        self,
+        fn: Callable[..., Any],
+        *,
+        cancelled: tuple[type[BaseException], ...],
+        parent: QObject | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(parent)
+        self._fn = fn
+        self._kwargs = kwargs
+        self._cancelled = cancelled
+        self._cancel = threading.Event()
+        self.state = "idle"
+        self.result: Any = None
+        self.elapsed = 0.0
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next check (a chunk of texts, a training step)."""
+        self._cancel.set()
+
+    def run(self) -> None:
+        self.state = "running"
+        started = time.perf_counter()
+        try:
+            self.result = self._fn(
+                **self._kwargs, progress=self.progress_changed.emit, should_stop=self._cancel.is_set
+            )
+            self.state = "done"
+        except self._cancelled:
+            self.state = "cancelled"
+        except Exception as error:  # reported to the UI, which shows it
+            self.state = "failed"
+            self.failed.emit(error, traceback.format_exc())
+        finally:
+            self.elapsed = time.perf_counter() - started

@@ -31,6 +31,7 @@ from ..decisions import DecisionRule, decision_rule
 from ..errors import BertclsError
 from ..evaluation import EvaluationResult, evaluate_predictions, plot_pr_curves, plot_reliability
 from ..evaluation.files import uncalibrated_of, warn_trained_on
+from ..audit import AUDIT_COLUMNS, SUSPECT, SUSPECT_RANK, AuditSummary
 from ..fingerprint import text_hashes, trained_on
 from ..labeling import LabeledChunk, LabelProgress, label_chunks, prob_column
 from ..pipelines import PipelineInfo, find_textcat, load_pipeline, pipeline_info
@@ -161,6 +162,19 @@ def read_file(path: str | Path, *, sheet: str | None = None) -> pd.DataFrame:
     return frame
 
 
+def run_audit(
+    *, frame: pd.DataFrame, lock: Any = None, **options: Any
+) -> tuple[pd.DataFrame, AuditSummary]:
+    """``audit.audit_frame`` (options: its arguments); safe on a worker thread. ``lock``:
+    held while the pipeline's encoder runs, which "Try a text" shares."""
+    from contextlib import nullcontext
+
+    from ..audit import audit_frame
+
+    with lock if lock is not None else nullcontext():
+        return audit_frame(frame, **options)
+
+
 class Session:
     """One analyst's work: at most one pipeline and one table, and what was done to them."""
 
@@ -189,6 +203,10 @@ class Session:
         self._trained: tuple[Any, np.ndarray] | None = None
         #: ``results.corrections_version`` when last exported, to tell unsaved work.
         self._exported_version = 0
+        #: The last audit of the gold column (its columns are in ``frame``), or None.
+        self.audit: AuditSummary | None = None
+        #: Pipeline folders used before the current one, the latest last ("switch back").
+        self.previous_pipelines: list[Path] = []
 
     # ================================================================= reading the state
 
@@ -330,6 +348,7 @@ class Session:
                 )
             self.row_filter, self.sort = RowFilter(), None
             self.evaluation = None
+            self.audit = None  # a new file: its own audit columns, if any, are in the frame
             self._exported_version = -1 if unexported else self.results.corrections_version
         if not restored:
             self.imported = self.import_exported_columns()
@@ -657,6 +676,118 @@ class Session:
         if (corrected >= 0).any():
             self.events.corrections_changed.emit(np.flatnonzero(corrected >= 0))
         return len(rows), int((corrected >= 0).sum())
+
+    # ================================================================= suspect labels
+
+    def audit_input(self) -> dict[str, Any]:
+        """The arguments of ``run_audit`` for the open file's gold column and the pipeline's
+        encoder: the audit itself is ``spacy_bertcls.audit.audit_frame``, as ``bertcls audit``
+        runs it."""
+        if self.nlp is None or self.pipeline_path is None:
+            raise BertclsError("Load a trained pipeline first (File > Open Pipeline).")
+        if self.file_path is None:
+            raise BertclsError("Open a file with a gold column first (File > Open File).")
+        if self.gold_column is None:
+            raise BertclsError(
+                "Choose the column with the true labels (gold column) first: the audit looks "
+                "for rows whose gold label is probably wrong."
+            )
+        require_columns(self.frame.columns, [self.text_column or ""], source=str(self.file_path))
+        from ..audit import pipeline_feature_model
+
+        model, head_settings = pipeline_feature_model(self.nlp, self.pipeline_path)
+        # The columns of an earlier audit (or of a file `bertcls audit` wrote) are replaced.
+        frame = self.frame.drop(columns=[c for c in AUDIT_COLUMNS if c in self.frame.columns])
+        return {
+            "frame": frame, "text_column": self.text_column, "label_column": self.gold_column,
+            "model": model, "head_settings": head_settings, "lock": self.nlp_lock,
+        }  # fmt: skip
+
+    def set_audit(self, audited: pd.DataFrame, summary: AuditSummary) -> None:
+        """Show an audit's columns (``audit.AUDIT_COLUMNS``) beside the file's; exports carry
+        them as ``bertcls audit`` writes them."""
+        if len(audited) != len(self.frame) or not audited.index.equals(self.frame.index):
+            raise BertclsError("The file changed while it was audited: audit it again.")
+        with self._resetting():
+            self.frame = audited
+            self.audit = summary
+            self._update_layout()
+        self.events.columns_changed.emit()
+
+    def audit_suspects(self, **options: Any) -> AuditSummary:
+        """Audit the gold column here and now (``run_audit`` then ``set_audit``)."""
+        audited, summary = run_audit(**self.audit_input(), **options)
+        self.set_audit(audited, summary)
+        return summary
+
+    def suspect_rows(self) -> np.ndarray:
+        """The file rows an audit found suspect, most likely wrong first (none before one)."""
+        if SUSPECT not in self.frame.columns or SUSPECT_RANK not in self.frame.columns:
+            return np.arange(0, dtype=np.int64)
+        suspect = self.frame[SUSPECT].fillna(False).to_numpy(dtype=bool)
+        rows = np.flatnonzero(suspect)
+        rank = pd.to_numeric(self.frame[SUSPECT_RANK], errors="coerce").to_numpy(float)[rows]
+        return rows[np.argsort(rank, kind="stable")].astype(np.int64)
+
+    def show_suspects(self) -> np.ndarray:
+        """Show only the suspect rows, ranked by ``suspect_rank`` (1 = most likely wrong)."""
+        rows = self.suspect_rows()
+        self.row_filter = self.row_filter.copy(
+            rows=rows, rows_description=f"{len(rows):,} suspect labels, most likely wrong first"
+        )
+        self.set_sort(SortKey(SUSPECT_RANK))
+        return rows
+
+    # ================================================================= retraining
+
+    def retrain_input(self) -> dict[str, Any]:
+        """The arguments of ``retrain.retrain_pipeline`` for the corrections made here: the
+        pipeline folder, the corrected rows, and the file's gold column to score on."""
+        if self.nlp is None or self.pipeline_path is None:
+            raise BertclsError("Load a trained pipeline first (File > Open Pipeline).")
+        corrections = self.corrections()
+        if corrections.empty:
+            raise BertclsError(
+                "Correct some rows first: a retrain trains on the pipeline's training data plus "
+                "the corrected rows."
+            )
+        arguments: dict[str, Any] = {"pipeline": self.pipeline_path, "corrections": corrections}
+        if self.gold_codes is not None and self.text_column is not None:
+            rows = np.flatnonzero(self.gold_codes >= 0)
+            arguments["score_texts"] = text_values(self.frame[self.text_column].iloc[rows])
+            arguments["score_labels"] = [self.results.labels[c] for c in self.gold_codes[rows]]
+        return arguments
+
+    def retrain(self, **options: Any):
+        """Retrain here and now (``retrain.retrain_pipeline``); the pipeline in use stays."""
+        from ..retrain import retrain_pipeline
+
+        return retrain_pipeline(**self.retrain_input(), **options)
+
+    def switch_pipeline(self, path: Path, nlp: Language, info: PipelineInfo) -> None:
+        """Use another version of the pipeline (a retrained one, or back to the previous):
+        the corrections stay, the predictions are cleared (they came from the other one).
+        Its labels must be the same."""
+        if list(info.labels) != self.labels:
+            raise BertclsError(
+                f"{path} has the labels {list(info.labels)}, not {self.labels}: open it with "
+                "File > Open Pipeline instead (that starts the corrections afresh)."
+            )
+        old_path, corrected = self.pipeline_path, self.results.corrected.copy()
+        with self._resetting():
+            self.nlp, self.pipeline_path, self.pipeline_info = nlp, Path(path), info
+            self.results = Results(len(self.frame), self.labels)
+            self.results.corrected[:] = corrected
+            self.evaluation = None
+        if old_path is not None and old_path != Path(path):
+            if self.previous_pipelines and self.previous_pipelines[-1] == Path(path):
+                self.previous_pipelines.pop()  # switching back
+            else:
+                self.previous_pipelines.append(old_path)
+        self.events.pipeline_changed.emit()
+        self.events.predictions_changed.emit(np.arange(len(self.frame)))
+        self.events.corrections_changed.emit(np.flatnonzero(corrected >= 0))
+        self.events.evaluation_changed.emit()
 
     # ================================================================= internals
 
