@@ -16,7 +16,7 @@ here runs on one thread; only the slow halves may run elsewhere.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,18 +27,32 @@ import pandas as pd
 from matplotlib.figure import Figure
 from spacy.language import Language
 
+from ..audit import AUDIT_COLUMNS, SUSPECT, SUSPECT_RANK, AuditSummary
 from ..decisions import DecisionRule, decision_rule
 from ..errors import BertclsError
-from ..evaluation import EvaluationResult, evaluate_predictions, plot_pr_curves, plot_reliability
-from ..evaluation.files import uncalibrated_of, warn_trained_on
-from ..audit import AUDIT_COLUMNS, SUSPECT, SUSPECT_RANK, AuditSummary
+from ..evaluation import (
+    EvaluationResult,
+    MultiLabelResult,
+    evaluate_multilabel,
+    evaluate_predictions,
+    plot_multilabel_pr_curves,
+    plot_multilabel_reliability,
+    plot_pr_curves,
+    plot_reliability,
+)
+from ..evaluation.files import (
+    gold_label_sets,
+    uncalibrated_of,
+    warn_trained_on,
+    warn_trained_on_multilabel,
+)
 from ..fingerprint import text_hashes, trained_on
-from ..labeling import LabeledChunk, LabelProgress, label_chunks, prob_column
+from ..labeling import MULTI_LABEL_SEP, LabeledChunk, LabelProgress, label_chunks, prob_column
 from ..pipelines import PipelineInfo, find_textcat, load_pipeline, pipeline_info
 from ..tables import first_row_number, read_table, require_columns, row_numbers
 from ..tables.cells import cell_text, label_text, text_values
 from .columns import guess_gold_column, guess_text_column
-from .results import CORRECTED_LABEL, Results
+from .results import CORRECTED_LABEL, CORRECTED_LABELS, Results
 from .rows import RowFilter, RowOrder, SortKey, TableLayout, wrong_rows
 from .saved import SavedSession
 
@@ -102,9 +116,10 @@ class ThresholdPreview:
 
 @dataclass
 class Evaluation:
-    """An evaluation of some table rows: the result, which file rows, and its figures."""
+    """An evaluation of some table rows: the result, which file rows, and its figures. A
+    multi-label pipeline's result is a ``MultiLabelResult`` (no confusion matrix)."""
 
-    result: EvaluationResult
+    result: EvaluationResult | MultiLabelResult
     rows: np.ndarray  # the file row of each row passed to evaluate_predictions
     gold_column: str
     pr_figure: Figure
@@ -114,6 +129,8 @@ class Evaluation:
 
     def table_rows(self, gold_label: str, predicted_label: str) -> np.ndarray:
         """The file rows in one confusion-matrix cell."""
+        if isinstance(self.result, MultiLabelResult):
+            raise BertclsError("A multi-label evaluation has no confusion matrix.")
         positions = self.result.confusion_rows(gold_label, predicted_label)
         return self.rows[np.asarray(positions, dtype=np.int64)]
 
@@ -130,8 +147,20 @@ def run_evaluation(
         ``bertcls evaluate`` does (``Session.trained_rows``).
     rule, uncalibrated_probs: the decision rule, and the probabilities before temperature
         scaling, as ``evaluate_predictions`` takes them.
+
+    A multi-label ``rule`` scores with ``evaluate_multilabel`` (as ``bertcls evaluate
+    --multi-label-sep`` does): each gold cell holds labels joined by ``MULTI_LABEL_SEP``.
     """
     numbers = row_numbers(first_row, rows)
+    if rule is not None and not rule.exclusive:
+        result = evaluate_multilabel(
+            gold_label_sets(gold, MULTI_LABEL_SEP), probs, labels, rule.thresholds, texts=texts,
+            row_numbers=numbers, uncalibrated_probs=uncalibrated_probs,
+        )  # fmt: skip
+        if trained is not None:
+            warn_trained_on_multilabel(result, trained)
+        figures = plot_multilabel_pr_curves(result), plot_multilabel_reliability(result)
+        return Evaluation(result, rows, gold_column, *figures)
     result = evaluate_predictions(
         gold, probs, labels, texts=texts, row_numbers=numbers, rule=rule,
         uncalibrated_probs=uncalibrated_probs,
@@ -192,6 +221,8 @@ class Session:
         self.text_column: str | None = None
         self.gold_column: str | None = None
         self.gold_codes: np.ndarray | None = None
+        #: Multi-label: each row's gold label set (rows x labels); a row of False has none.
+        self.gold_sets: np.ndarray | None = None
         self.results = Results()
         self.layout = TableLayout(self.frame, [])
         self.row_filter = RowFilter()
@@ -238,10 +269,22 @@ class Session:
             return ""
         return cell_text(self.frame[self.text_column].iat[row])
 
+    @property
+    def multi_label(self) -> bool:
+        """Whether the pipeline predicts a set of labels per row (``exclusive_classes`` false)."""
+        return self.results.multi_label
+
+    @property
+    def has_gold(self) -> bool:
+        """Whether a gold column is chosen and read (labels, or multi-label label sets)."""
+        return self.gold_codes is not None or self.gold_sets is not None
+
     def gold_label(self, row: int) -> str | None:
-        """The gold cell of ``row`` read as a label, or None."""
-        if self.gold_codes is None or self.gold_column is None:
+        """The gold cell of ``row`` read as a label (multi-label: its text), or None."""
+        if self.gold_column is None or not self.has_gold:
             return None
+        if self.gold_codes is None:
+            return label_text(self.frame[self.gold_column].iat[row])
         code = self.gold_codes[row]
         if code >= 0:
             return self.results.labels[code]
@@ -258,8 +301,8 @@ class Session:
         return self._trained[1]
 
     def wrong_rows(self) -> np.ndarray:
-        """A mask of rows whose prediction is not the gold label."""
-        return wrong_rows(self.results, self.gold_codes)
+        """A mask of rows whose prediction is not the gold label (multi-label: set)."""
+        return wrong_rows(self.results, self.gold_codes, self.gold_sets)
 
     def at_stake(self) -> tuple[int, int]:
         """(predictions, corrections) that clearing the results would lose."""
@@ -289,15 +332,18 @@ class Session:
         self.set_labels(info.labels)
         self.events.pipeline_changed.emit()
 
-    def set_labels(self, labels: Sequence[str]) -> None:
+    def set_labels(self, labels: Sequence[str], *, multi_label: bool | None = None) -> None:
         """Classify into ``labels`` (``set_pipeline`` calls this; a script or a test may too,
-        to look at predictions made elsewhere). Predictions and corrections start empty."""
+        to look at predictions made elsewhere). Predictions and corrections start empty.
+        multi_label: label sets per row; by default as the pipeline decides (``rule``)."""
+        if multi_label is None:
+            multi_label = not self.rule.exclusive if self.nlp is not None else False
         with self._resetting():
-            self.results = Results(len(self.frame), labels)
+            self.results = Results(len(self.frame), labels, multi_label=multi_label)
             self._update_layout()
             if self.gold_column is None and self.frame.shape[1]:
-                self.gold_column = guess_gold_column(self.frame, self.labels, self.text_column)
-            self.gold_codes = self._gold_codes()
+                self.gold_column = self._guess_gold_column()
+            self._read_gold()
             self.row_filter = self.row_filter.copy(predicted_label=None, gold_label=None)
             self.evaluation = None
         self.imported = self.import_exported_columns()
@@ -335,12 +381,12 @@ class Session:
             self.file_path, self.sheet = Path(path), sheet
             self.first_row_number = first_row_number(frame)
             self.text_column = text_column or guess_text_column(self.frame)
-            self.results = Results(len(self.frame), old_results.labels)
+            self.results = self._empty_results()
             if keep_results and old_gold in columns:
                 self.gold_column = old_gold
             else:
-                self.gold_column = guess_gold_column(self.frame, self.labels, self.text_column)
-            self.gold_codes = self._gold_codes()
+                self.gold_column = self._guess_gold_column()
+            self._read_gold()
             self._update_layout()
             if old_keys is not None and self.text_column is not None:
                 restored = self.results.take_over(
@@ -370,7 +416,7 @@ class Session:
             return
         with self._resetting():
             self.text_column = name
-            self.results = Results(len(self.frame), self.results.labels)
+            self.results = self._empty_results()
             self.evaluation = None
         self.events.columns_changed.emit()
         self.events.evaluation_changed.emit()
@@ -380,7 +426,7 @@ class Session:
         if name is not None and name not in self.frame.columns:
             raise BertclsError(f"No column {name!r}; columns: {list(self.frame.columns)}")
         self.gold_column = name
-        self.gold_codes = self._gold_codes()
+        self._read_gold()
         self.evaluation = None
         if self.row_filter.gold_label or self.row_filter.wrong_only:
             self.set_filter(self.row_filter.copy(gold_label=None, wrong_only=False))
@@ -443,14 +489,74 @@ class Session:
 
     # ================================================================= corrections
 
-    def correct(self, rows: Sequence[int] | np.ndarray, label: str | None) -> int:
-        """Set (None: clear) the corrected label of file ``rows``; one undo step."""
-        if label and label not in self.results.codes:
-            raise BertclsError(f"{label!r} is not a label of the pipeline: {self.labels}")
-        changed = self.results.set_corrections(rows, label)
+    def correct(self, rows: Sequence[int] | np.ndarray, label: str | Collection[str] | None) -> int:
+        """Set (None: clear) the corrected label of file ``rows``; one undo step.
+
+        Multi-label: ``label`` may be a collection of labels, the rows' whole label set (empty:
+        no label applies); one label is the set of that label alone.
+        """
+        labels = [label] if isinstance(label, str) else label
+        if labels is not None and not isinstance(label, str) and not self.multi_label:
+            raise BertclsError(
+                f"{self.pipeline_name()} gives one label per row (exclusive classes): correct "
+                f"to one label, not the set {sorted(labels)}."
+            )
+        unknown = [name for name in labels or () if name not in self.results.codes]
+        if unknown:
+            raise BertclsError(f"{unknown[0]!r} is not a label of the pipeline: {self.labels}")
+        if not self.multi_label:
+            changed = self.results.set_corrections(rows, label or None)
+        elif label is None or label == "":
+            changed = self.results.set_label_sets(rows, None)
+        else:
+            changed = self.results.set_label_sets(rows, self._label_set(labels))
         if changed.size:
             self.events.corrections_changed.emit(changed)
         return int(changed.size)
+
+    def toggle_label(self, rows: Sequence[int] | np.ndarray, label: str) -> int:
+        """Multi-label: switch ``label`` in the label sets of file ``rows`` (their corrections,
+        or their predictions where not corrected yet): off when every row has it, else on
+        for all. One undo step; returns how many rows changed."""
+        if not self.multi_label:
+            raise BertclsError(
+                f"{self.pipeline_name()} gives one label per row (exclusive classes): there "
+                "is no label set to switch a label in; correct to a label instead."
+            )
+        if label not in self.results.codes:
+            raise BertclsError(f"{label!r} is not a label of the pipeline: {self.labels}")
+        rows = np.unique(np.asarray(rows, dtype=np.int64))
+        sets = self.results.current_sets(rows)
+        j = self.results.codes[label]
+        sets[:, j] = not sets[:, j].all()
+        changed = self.results.set_label_sets(rows, sets)
+        if changed.size:
+            self.events.corrections_changed.emit(changed)
+        return int(changed.size)
+
+    def accept_predictions(self, rows: Sequence[int] | np.ndarray) -> int:
+        """Make each row's prediction its correction (confirmed training data); rows without
+        a prediction are left alone. Returns how many rows changed."""
+        rows = np.asarray(rows, dtype=np.int64)
+        rows = rows[self.results.predicted[rows] >= 0]
+        if self.multi_label:
+            changed = self.results.set_label_sets(rows, self.results.predicted_sets[rows])
+            if changed.size:
+                self.events.corrections_changed.emit(changed)
+            return int(changed.size)
+        predicted = self.results.predicted[rows]
+        return sum(
+            self.correct(rows[predicted == code], self.results.labels[int(code)])
+            for code in np.unique(predicted)
+        )
+
+    def pipeline_name(self) -> str:
+        return self.pipeline_path.name if self.pipeline_path else "This pipeline"
+
+    def _label_set(self, labels: Collection[str]) -> np.ndarray:
+        chosen = np.zeros(len(self.labels), dtype=bool)
+        chosen[[self.results.codes[name] for name in labels]] = True
+        return chosen
 
     def undo(self) -> int:
         rows = self.results.undo()
@@ -466,13 +572,17 @@ class Session:
 
     def corrections(self) -> pd.DataFrame:
         """The corrected rows as training data: ``text`` and ``label``, and ``row``, the file
-        row as a spreadsheet shows it (``bertcls convert`` ignores it)."""
+        row as a spreadsheet shows it (``bertcls convert`` ignores it). Multi-label: ``label``
+        holds each row's list of labels (``write_corrections`` joins them)."""
         rows = np.flatnonzero(self.results.corrected >= 0)
         if self.text_column is None:
             return pd.DataFrame({"row": [], "text": [], "label": []})
         # The texts exactly as the model saw them (as labeling reads them).
         texts = text_values(self.frame[self.text_column].iloc[rows])
-        labels = [self.results.labels[code] for code in self.results.corrected[rows]]
+        if self.multi_label:
+            labels = [self.results.corrected_labels(row) for row in rows]
+        else:
+            labels = [self.results.labels[code] for code in self.results.corrected[rows]]
         return pd.DataFrame({"row": rows + self.first_row_number, "text": texts, "label": labels})
 
     def mark_corrections_exported(self, version: int) -> None:
@@ -526,10 +636,9 @@ class Session:
         preview = ThresholdPreview(
             label, threshold, int((decided != before).sum()), int(decided.sum())
         )
-        if self.gold_codes is not None:
-            gold = self.gold_codes[rows]
-            known = gold >= 0
-            truth = gold[known] == j
+        if self.has_gold:
+            known, truth = self._gold_truth(rows, j)
+            truth = truth[known]
             hit = decided[known]
             preview.n_gold = int(known.sum())
             if hit.any():
@@ -543,13 +652,13 @@ class Session:
         (scikit-learn's precision_recall_curve), or None without gold rows of both kinds."""
         from sklearn.metrics import precision_recall_curve
 
-        if self.gold_codes is None:
+        if not self.has_gold:
             return None
         j = self.labels.index(label)
         # Labeled rows without a text have no probabilities (NaN): no point on any curve.
-        scored = self.results.labeled & ~np.isnan(self.results.probs[:, j])
-        rows = np.flatnonzero(scored & (self.gold_codes >= 0))
-        truth = self.gold_codes[rows] == j
+        scored = np.flatnonzero(self.results.labeled & ~np.isnan(self.results.probs[:, j]))
+        known, truth = self._gold_truth(scored, j)
+        rows, truth = scored[known], truth[known]
         if not truth.any() or truth.all():
             return None
         return precision_recall_curve(truth, self.results.probs[rows, j])
@@ -632,17 +741,19 @@ class Session:
         results of its unchanged rows. Returns how many rows got their results back."""
         if saved.results is None or saved.labels != self.labels:
             return 0
+        if saved.results.multi_label != self.multi_label:
+            return 0
         keys = self.row_keys()
         same_rows = len(keys) == len(saved.row_keys) and bool((keys == saved.row_keys).all())
         with self._resetting():
             if saved.gold_column in self.frame.columns:
                 self.gold_column = saved.gold_column
-                self.gold_codes = self._gold_codes()
+                self._read_gold()
             if same_rows:
                 self.results = saved.results
                 restored = len(keys)
             else:
-                self.results = Results(len(self.frame), self.labels)
+                self.results = self._empty_results()
                 restored = self.results.take_over(
                     saved.results, pd.Series(saved.row_keys), pd.Series(keys)
                 )
@@ -660,7 +771,8 @@ class Session:
     def import_exported_columns(self) -> tuple[int, int]:
         """Take predictions and corrections from the file's own columns, when it is a table
         this app or ``bertcls label`` wrote with the same labels (``prob_<label>`` for every
-        label, ``corrected_label``). Returns (predictions, corrections) taken."""
+        label, ``corrected_label``; multi-label ``corrected_labels``, where a blank cell is
+        read as no correction). Returns (predictions, corrections) taken."""
         labels, frame = self.labels, self.frame
         wanted = [prob_column(label) for label in labels]
         if not labels or not set(wanted) <= set(map(str, frame.columns)):
@@ -668,11 +780,17 @@ class Session:
         probs = frame[wanted].apply(pd.to_numeric, errors="coerce").to_numpy(np.float32)
         rows = np.flatnonzero(~np.isnan(probs).all(axis=1))
         corrected = np.full(len(frame), -1, dtype=np.int64)
-        if CORRECTED_LABEL in frame.columns:
+        sets = None
+        if self.multi_label and CORRECTED_LABELS in frame.columns:
+            sets, known = self.results.sets_of(frame[CORRECTED_LABELS].tolist())
+            corrected = np.where(known, sets.sum(axis=1), -1).astype(np.int64)
+        elif not self.multi_label and CORRECTED_LABEL in frame.columns:
             corrected = self.results.codes_of(frame[CORRECTED_LABEL].tolist())
         with self._resetting():
             self.results.apply_chunk(LabeledChunk.from_probs(rows, probs[rows], labels, self.rule))
             self.results.corrected[:] = corrected
+            if sets is not None:
+                self.results.corrected_sets[:] = sets
         if (corrected >= 0).any():
             self.events.corrections_changed.emit(np.flatnonzero(corrected >= 0))
         return len(rows), int((corrected >= 0).sum())
@@ -773,11 +891,13 @@ class Session:
                 f"{path} has the labels {list(info.labels)}, not {self.labels}: open it with "
                 "File > Open Pipeline instead (that starts the corrections afresh)."
             )
-        old_path, corrected = self.pipeline_path, self.results.corrected.copy()
+        old = self.results
+        old_path, corrected = self.pipeline_path, old.corrected.copy()
         with self._resetting():
             self.nlp, self.pipeline_path, self.pipeline_info = nlp, Path(path), info
-            self.results = Results(len(self.frame), self.labels)
+            self.results = Results(len(self.frame), self.labels, multi_label=old.multi_label)
             self.results.corrected[:] = corrected
+            self.results.corrected_sets[:] = old.corrected_sets
             self.evaluation = None
         if old_path is not None and old_path != Path(path):
             if self.previous_pipelines and self.previous_pipelines[-1] == Path(path):
@@ -804,13 +924,37 @@ class Session:
     def _compute_order(self) -> None:
         self._order.compute(
             self.frame, self.layout, self.results, self.gold_codes, self.text_column,
-            self.row_filter, self.sort,
+            self.row_filter, self.sort, self.gold_sets,
+            self.rule if self.multi_label else None,
         )  # fmt: skip
 
     def _update_layout(self) -> None:
-        self.layout = TableLayout(self.frame, self.results.labels)
+        self.layout = TableLayout(self.frame, self.results.labels, multi_label=self.multi_label)
 
-    def _gold_codes(self) -> np.ndarray | None:
+    def _read_gold(self) -> None:
+        """Read the gold column as label codes (``gold_codes``) or, multi-label, as label
+        sets (``gold_sets``); both None without a gold column."""
+        self.gold_codes = self.gold_sets = None
         if not self.gold_column or self.gold_column not in self.frame.columns or not self.labels:
-            return None
-        return self.results.codes_of(self.frame[self.gold_column].tolist())
+            return
+        cells = self.frame[self.gold_column].tolist()
+        if self.multi_label:
+            self.gold_sets = self.results.sets_of(cells)[0]
+        else:
+            self.gold_codes = self.results.codes_of(cells)
+
+    def _gold_truth(self, rows: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray]:
+        """For file ``rows``: (which have a usable gold label or set, whether label ``j`` is
+        in it)."""
+        if self.gold_sets is not None:
+            return self.gold_sets[rows].any(axis=1), self.gold_sets[rows, j]
+        gold = self.gold_codes[rows]
+        return gold >= 0, gold == j
+
+    def _guess_gold_column(self) -> str | None:
+        sep = MULTI_LABEL_SEP if self.multi_label else None
+        return guess_gold_column(self.frame, self.labels, self.text_column, sep=sep)
+
+    def _empty_results(self) -> Results:
+        """No predictions and no corrections, for the same labels, one per row."""
+        return Results(len(self.frame), self.labels, multi_label=self.multi_label)
