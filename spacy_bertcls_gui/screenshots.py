@@ -97,6 +97,42 @@ def shot_thresholds(window: MainWindow, args: argparse.Namespace, shot: Callable
     dialog.close()
 
 
+def shot_loop(window: MainWindow, args: argparse.Namespace, shot: Callable) -> None:
+    """The analyst's loop: Suspect labels (an audit of the gold column), Why this label? on
+    the first suspect, corrections, then Label > Retrain and its result. Prints the audit's
+    and the retrain's wall times."""
+    session = window.session
+    started = time.perf_counter()
+    window.show_suspect_labels()
+    wait_until(lambda: window.job is None and not window.is_busy(), timeout=3600)
+    audit_seconds = time.perf_counter() - started
+    suspects = session.suspect_rows()
+    print(f"audit: {audit_seconds:.1f} s, {suspects.size:,} suspects of {len(session.frame):,}")
+    # Predictions for the rows shown, so the table and "Why this label?" have some.
+    session.label(suspects[:60])
+    window.table_panel.show_row(int(suspects[0]))
+    window.detail_panel.why_button.setChecked(True)
+    wait_until(lambda: "word" in window.detail_panel.why_label.text().lower(), timeout=300)
+    shot("08_suspect_labels")
+    shot("09_why_this_label", window.side_tabs)
+    # Accept the audit's suggestion for the ten most suspect rows, as an analyst might.
+    window.table_panel.accept_suggestions(suspects[:10])
+    dialog = window.open_retrain_dialog()
+    started = time.perf_counter()
+    dialog.start()
+    wait_until(lambda: dialog.job is None, timeout=3600)
+    retrain_seconds = time.perf_counter() - started
+    if dialog.result is None:
+        raise SystemExit(f"the retrain did not finish: {dialog.result_label.text()}")
+    print(f"retrain: {retrain_seconds:.1f} s wall in the app")
+    print(dialog.result.format())
+    shot("10_retrain_result", dialog)
+    timings = {"audit_seconds": round(audit_seconds, 1), "retrain_seconds": round(retrain_seconds, 1),
+               "new_pipeline": str(dialog.result.pipeline), "file": str(args.file)}  # fmt: skip
+    (args.output / f"{args.prefix}loop_timings.json").write_text(json.dumps(timings, indent=2))
+    dialog.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("pipeline", type=Path, help="a trained pipeline folder")
@@ -119,7 +155,11 @@ def main(argv: list[str] | None = None) -> int:
         "--threshold", type=float, default=0.3, help="the threshold the threshold scene shows"
     )
     parser.add_argument(
-        "--only", choices=["thresholds"], default=None, help="save only this scene (after labeling)"
+        "--only",
+        choices=["thresholds", "loop"],
+        default=None,
+        help="save only this scene: thresholds (after labeling), or loop: Suspect labels, "
+        "Why this label? and Retrain (audits and retrains, labels only the rows it shows)",
     )
     args = parser.parse_args(argv)
     args.output.mkdir(parents=True, exist_ok=True)
@@ -158,6 +198,11 @@ def main(argv: list[str] | None = None) -> int:
     check()
     if args.gold_column in window.session.frame.columns:
         window.set_gold_column(args.gold_column)
+
+    if args.only == "loop":
+        shot_loop(window, args, shot)
+        window.close()
+        return 0
 
     started = time.perf_counter()
     window.start_labeling()
