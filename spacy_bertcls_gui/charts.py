@@ -25,6 +25,8 @@ class ProbabilityChart(QWidget):
     """Horizontal bars, one per label, with the probability written next to each bar.
 
     The predicted (highest) label is drawn in bold. With no probabilities it shows a hint.
+    With ``thresholds`` (a multi-label pipeline's, one per label) every label that reaches its
+    threshold is bold, and each bar has a tick where its threshold is.
     """
 
     ROW_HEIGHT = 26
@@ -33,6 +35,7 @@ class ProbabilityChart(QWidget):
         super().__init__(parent)
         self._labels: list[str] = []
         self._probs: np.ndarray | None = None
+        self._thresholds: np.ndarray | None = None
         self._placeholder = "No prediction yet"
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Minimum)
         self.setMinimumHeight(self.ROW_HEIGHT * 2)
@@ -42,15 +45,19 @@ class ProbabilityChart(QWidget):
         labels: Sequence[str],
         probs: Sequence[float] | np.ndarray | None,
         placeholder: str = "No prediction yet",
+        *,
+        thresholds: Sequence[float] | np.ndarray | None = None,
     ) -> None:
-        """Show ``probs`` (one per label), or the ``placeholder`` text when None or all NaN."""
+        """Show ``probs`` (one per label), or the ``placeholder`` text when None or all NaN;
+        ``thresholds``: each label's decision threshold (multi-label)."""
         self._labels = list(labels)
+        self._thresholds = None if thresholds is None else np.asarray(thresholds, dtype=float)
         values = None if probs is None else np.asarray(probs, dtype=float)
         if values is not None and (values.size == 0 or np.isnan(values).all()):
             values = None
         self._probs = values
         self._placeholder = placeholder
-        self.setMinimumHeight(self.ROW_HEIGHT * max(2, len(self._labels)) + 8)
+        self.setMinimumHeight(self._row_height() * max(2, len(self._labels)) + 8)
         self.updateGeometry()
         self.update()
 
@@ -58,7 +65,11 @@ class ProbabilityChart(QWidget):
         return self._probs
 
     def sizeHint(self) -> QSize:
-        return QSize(320, self.ROW_HEIGHT * max(2, len(self._labels)) + 8)
+        return QSize(320, self._row_height() * max(2, len(self._labels)) + 8)
+
+    def _row_height(self) -> int:
+        """Rows get tighter for many labels, so a dozen still fit beside the table."""
+        return self.ROW_HEIGHT if len(self._labels) <= 8 else self.ROW_HEIGHT - 6
 
     def paintEvent(self, event: QPaintEvent) -> None:
         painter = QPainter(self)
@@ -75,19 +86,23 @@ class ProbabilityChart(QWidget):
         value_width = metrics.horizontalAdvance("0.000") + 12
         bar_left = label_width
         bar_width = max(self.width() - label_width - value_width - 4, 10)
-        best = int(np.nanargmax(self._probs))
+        if self._thresholds is not None:
+            strong = set(np.flatnonzero(np.nan_to_num(self._probs, nan=-1.0) >= self._thresholds))
+        else:
+            strong = {int(np.nanargmax(self._probs))}
+        row_height = self._row_height()
         for i, label in enumerate(self._labels):
-            top = 4 + i * self.ROW_HEIGHT
+            top = 4 + i * row_height
             value = float(self._probs[i]) if i < len(self._probs) else float("nan")
-            painter.setFont(bold if i == best else self.font())
+            painter.setFont(bold if i in strong else self.font())
             painter.setPen(palette.color(palette.ColorRole.WindowText))
             text = metrics.elidedText(label, Qt.TextElideMode.ElideRight, label_width - 8)
             painter.drawText(
-                QRectF(0, top, label_width - 8, self.ROW_HEIGHT),
+                QRectF(0, top, label_width - 8, row_height),
                 Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
                 text,
             )
-            track = QRectF(bar_left, top + 5, bar_width, self.ROW_HEIGHT - 10)
+            track = QRectF(bar_left, top + 5, bar_width, row_height - 10)
             painter.fillRect(track, palette.color(palette.ColorRole.AlternateBase))
             if not np.isnan(value):
                 bar = QRectF(
@@ -97,8 +112,12 @@ class ProbabilityChart(QWidget):
                     track.height(),
                 )
                 painter.fillRect(bar, label_color(i))
+            if self._thresholds is not None and i < len(self._thresholds):
+                x = track.left() + track.width() * float(self._thresholds[i])
+                painter.fillRect(QRectF(x - 1, top + 2, 2, row_height - 4),
+                                 palette.color(palette.ColorRole.WindowText))  # fmt: skip
             painter.drawText(
-                QRectF(bar_left + bar_width + 6, top, value_width, self.ROW_HEIGHT),
+                QRectF(bar_left + bar_width + 6, top, value_width, row_height),
                 Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
                 "" if np.isnan(value) else f"{value:.3f}",
             )

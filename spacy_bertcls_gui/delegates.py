@@ -1,8 +1,11 @@
-"""How the table's special cells are drawn and edited: probability bars and the correction drop-down.
+"""How the table's special cells are drawn and edited: probability bars, label chips and the
+correction drop-down.
 
 One delegate serves the whole view: it draws a bar wherever the model gives a ``VALUE_ROLE``
-number (``confidence`` and the ``prob_<label>`` columns) and offers a combo box wherever the
-model allows editing (``corrected_label``), so columns can come and go without re-wiring.
+number (``confidence`` and the ``prob_<label>`` columns), chips wherever it gives a
+``LABEL_SET_ROLE`` label set (a multi-label pipeline's ``predicted_labels`` and
+``corrected_labels``), and offers a combo box wherever the model allows editing
+(``corrected_label``), so columns can come and go without re-wiring.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QKeyEvent, QPainter
+from PySide6.QtGui import QColor, QIcon, QKeyEvent, QPainter
 from PySide6.QtWidgets import QComboBox, QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
 
 from .charts import label_color
-from .table_model import LABEL_INDEX_ROLE, VALUE_ROLE
+from .label_chips import paint_chips
+from .table_model import LABEL_INDEX_ROLE, LABEL_SET_ROLE, VALUE_ROLE, LabelSet
 
 NO_CORRECTION = "(keep prediction)"
 
@@ -74,6 +78,10 @@ class TableDelegate(QStyledItemDelegate):
         option: QStyleOptionViewItem,
         index: QModelIndex | QPersistentModelIndex,
     ) -> None:
+        label_set = index.data(LABEL_SET_ROLE)
+        if isinstance(label_set, LabelSet):
+            self._paint_chips(painter, option, index, label_set)
+            return
         value = index.data(VALUE_ROLE)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             super().paint(painter, option, index)
@@ -110,6 +118,31 @@ class TableDelegate(QStyledItemDelegate):
             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
             text,
         )
+        painter.restore()
+
+    def _paint_chips(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+        label_set: LabelSet,
+    ) -> None:
+        opt = QStyleOptionViewItem(option)
+        self.initStyleOption(opt, index)
+        opt.text = ""
+        opt.icon = QIcon()
+        style = opt.widget.style() if opt.widget else None
+        if style is not None:
+            style.drawControl(QStyle.ControlElement.CE_ItemViewItem, opt, painter, opt.widget)
+        foreground = index.data(Qt.ItemDataRole.ForegroundRole)
+        painter.save()
+        painter.setFont(opt.font)
+        paint_chips(
+            painter, QRectF(option.rect).adjusted(2, 0, -2, 0), self._labels, label_set.codes,
+            opt.palette, mark=label_set.mark,
+            mark_color=QColor(foreground) if foreground is not None else None,
+            selected=bool(option.state & QStyle.StateFlag.State_Selected),
+        )  # fmt: skip
         painter.restore()
 
     def createEditor(

@@ -1,5 +1,8 @@
 """The Details tab: the selected row's full text, its class probabilities, and its correction.
 
+For a multi-label pipeline the row's label set is shown as chips (``label_chips``, as the
+table draws it) and corrected with one toggle button per label.
+
 "Why this label?" highlights the words that pushed the predicted label up (orange) or down
 (blue), as ``spacy_bertcls.explain`` scores them. The explanation is computed on the worker pool
 once the selection has rested for a moment (scrolling through rows starts none), under the
@@ -12,14 +15,17 @@ import html
 from collections import OrderedDict
 
 import numpy as np
-from PySide6.QtCore import Qt, QThreadPool, QTimer
+from PySide6.QtCore import QSize, Qt, QThreadPool, QTimer
 from PySide6.QtGui import QColor, QTextCharFormat, QTextCursor
 from PySide6.QtWidgets import (
     QComboBox,
     QFormLayout,
+    QFrame,
+    QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QTextEdit,
     QVBoxLayout,
     QWidget,
@@ -27,9 +33,11 @@ from PySide6.QtWidgets import (
 
 from spacy_bertcls.explain import Explanation, explain, explainable
 from spacy_bertcls.session import Session
+from spacy_bertcls.session.rows import corrected_column, predicted_column
 
 from .charts import ProbabilityChart
 from .delegates import NO_CORRECTION
+from .label_chips import LabelChips, LabelSetEditor, surest_first
 from .workers import TaskRunner
 
 # How long the selection must rest on a row before its explanation is computed.
@@ -80,13 +88,41 @@ class DetailPanel(QWidget):
         self.correction_combo.setEnabled(False)
         self.correction_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.correction_combo.activated.connect(self._on_correction)
+        # Multi-label: the predicted set as chips, the corrected set as toggle buttons.
+        self.predicted_chips = LabelChips()
+        self.correction_set = LabelSetEditor()
+        self.correction_set.toggled.connect(self._on_label_toggled)
+        self.keep_prediction_button = QPushButton("Keep prediction")
+        self.keep_prediction_button.setToolTip("Clear this row's correction (key 0 in the table)")
+        self.keep_prediction_button.clicked.connect(self._on_keep_prediction)
         self.chart = ProbabilityChart()
+        predicted_box = QHBoxLayout()
+        predicted_box.setContentsMargins(0, 0, 0, 0)
+        predicted_box.addWidget(self.predicted_chips, 1)
+        predicted_box.addWidget(self.predicted_value)
+        correction_box = QVBoxLayout()
+        correction_box.setContentsMargins(0, 0, 0, 0)
+        correction_box.addWidget(self.correction_combo)
+        correction_box.addWidget(self.correction_set)
+        correction_box.addWidget(self.keep_prediction_button, 0, Qt.AlignmentFlag.AlignLeft)
+        self.predicted_caption = QLabel("predicted_label:")
+        self.corrected_caption = QLabel("corrected_label:")
         form = QFormLayout()
-        form.addRow("predicted_label:", self.predicted_value)
+        form.addRow(self.predicted_caption, predicted_box)
         self.gold_caption = QLabel("gold:")
         form.addRow(self.gold_caption, self.gold_value)
-        form.addRow("corrected_label:", self.correction_combo)
-        layout = QVBoxLayout(self)
+        form.addRow(self.corrected_caption, correction_box)
+        # In a scroll area: a dozen labels (chart, toggle buttons) are taller than 800 pixels.
+        self._content = content = QWidget()
+        self._scroll = scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setWidget(content)
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.addWidget(scroll)
+        layout = QVBoxLayout(content)
         layout.addWidget(self.row_label)
         layout.addWidget(self.text_view, 1)
         layout.addWidget(self.why_button, 0, Qt.AlignmentFlag.AlignLeft)
@@ -96,6 +132,11 @@ class DetailPanel(QWidget):
         layout.addWidget(self.chart)
         layout.addWidget(self.keys_label)
         layout.addStretch(1)
+
+    def minimumSizeHint(self) -> QSize:
+        """As wide as the content needs (it scrolls only up and down), as before the scroll area."""
+        width = self._content.minimumSizeHint().width()
+        return QSize(width + self._scroll.verticalScrollBar().sizeHint().width(), 120)
 
     @property
     def row(self) -> int:
@@ -112,14 +153,23 @@ class DetailPanel(QWidget):
 
     def _on_labels_changed(self) -> None:
         labels = self._session.labels
+        multi_label = self._session.multi_label
         self.correction_combo.clear()
         self.correction_combo.addItem(NO_CORRECTION, "")
         for label in labels:
             self.correction_combo.addItem(label, label)
+        self.correction_set.set_labels(labels)
+        self.correction_combo.setVisible(not multi_label)
+        self.correction_set.setVisible(multi_label)
+        self.keep_prediction_button.setVisible(multi_label)
+        self.predicted_chips.setVisible(multi_label)
+        self.predicted_caption.setText(f"{predicted_column(multi_label)}:")
+        self.corrected_caption.setText(f"{corrected_column(multi_label)}:")
         keys = [f"<b>{i + 1}</b> {html.escape(label)}" for i, label in enumerate(labels[:9])]
+        what = "switch a label on or off" if multi_label else "correct"
         self.keys_label.setText(
-            "Keys in the table: " + " · ".join(keys) + " · <b>A</b> accept prediction · "
-            "<b>0</b> clear · <b>Ctrl+Z</b> undo"
+            f"Keys in the table ({what}): " + " · ".join(keys) + " · <b>A</b> accept "
+            "prediction · <b>0</b> clear · <b>Ctrl+Z</b> undo"
             if labels
             else ""
         )
@@ -145,7 +195,9 @@ class DetailPanel(QWidget):
         self.text_view.setPlainText(session.text(row))
         labeled = bool(results.labeled[row]) if labels else False
         predicted = results.label_of(int(results.predicted[row])) if labels else None
-        if predicted is not None:
+        if session.multi_label:
+            self._show_label_sets(row, labeled and predicted is not None)
+        elif predicted is not None:
             confidence = float(results.confidence[row])
             self.predicted_value.setText(
                 f"<b>{html.escape(predicted)}</b> (confidence {confidence:.3f})"
@@ -164,16 +216,47 @@ class DetailPanel(QWidget):
         self.correction_combo.setCurrentIndex(max(position, 0))
         placeholder = "Empty text: nothing to predict" if labeled else "Not labeled yet"
         probs = results.probs[row] if labeled else None
-        self.chart.set_probabilities(labels, probs, placeholder)
+        thresholds = session.rule.thresholds if session.multi_label else None
+        self.chart.set_probabilities(labels, probs, placeholder, thresholds=thresholds)
         self._show_explanation()
+
+    def _show_label_sets(self, row: int, predicted: bool) -> None:
+        """A multi-label row: its predicted set as chips, its set as it stands (corrected,
+        else predicted) in the toggle buttons."""
+        results = self._session.results
+        if predicted:
+            codes = surest_first(np.flatnonzero(results.predicted_sets[row]), results.probs[row])
+            self.predicted_chips.set_labels(results.labels, codes)
+            confidence = float(results.confidence[row])
+            self.predicted_value.setText(f"(confidence {confidence:.3f})")
+        else:
+            text = "— (empty text)" if results.labeled[row] else "not labeled yet"
+            self.predicted_chips.set_labels(results.labels, None, text)
+            self.predicted_value.setText("")
+        current = results.current_sets(np.array([row]))[0]
+        self.correction_set.set_checked([results.labels[j] for j in np.flatnonzero(current)])
+        self.correction_set.setEnabled(True)
+        self.keep_prediction_button.setEnabled(bool(results.corrected[row] >= 0))
+
+    def _on_label_toggled(self, label: str) -> None:
+        if self._row >= 0 and self._session is not None:
+            self._session.toggle_label([self._row], label)
+
+    def _on_keep_prediction(self) -> None:
+        if self._row >= 0 and self._session is not None:
+            self._session.correct([self._row], None)
 
     def clear(self) -> None:
         self._row = -1
         self.row_label.setText("Select a row in the table.")
         self.text_view.clear()
         self.predicted_value.setText("—")
+        self.predicted_chips.set_labels([], None, "")
         self.gold_value.setText("—")
         self.correction_combo.setEnabled(False)
+        self.correction_set.set_checked([])
+        self.correction_set.setEnabled(False)
+        self.keep_prediction_button.setEnabled(False)
         self.chart.set_probabilities([], None, "No row selected")
         self._show_explanation()
 

@@ -2,6 +2,9 @@
 
 The numbers and plots are :func:`spacy_bertcls.evaluation.evaluate_predictions` and its plot
 functions, the same as ``bertcls evaluate`` and its HTML report; this module only lays them out.
+A multi-label pipeline's are :func:`spacy_bertcls.evaluation.evaluate_multilabel`'s (as
+``bertcls evaluate --multi-label-sep``): per-label scores, micro/macro averages, subset accuracy
+and Hamming loss; it has no confusion matrix, so the matrix is hidden.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from spacy_bertcls.evaluation import EvaluationResult, format_share
+from spacy_bertcls.evaluation import EvaluationResult, MultiLabelResult, format_share
 from spacy_bertcls.session import Evaluation, Session
 
 _BLUES = colormaps["Blues"]  # the colormap of the report's confusion matrix
@@ -185,7 +188,7 @@ class EvaluationPanel(QWidget):
         left_layout.addLayout(buttons)
         left_layout.addWidget(self.summary)
         left_layout.addWidget(self.metrics)
-        matrix_caption = QLabel(
+        self.matrix_caption = matrix_caption = QLabel(
             "Confusion matrix: rows are the gold label, columns predicted_label. "
             "Click a cell to show its rows."
         )
@@ -198,6 +201,8 @@ class EvaluationPanel(QWidget):
         caption_row.addWidget(self.shares_box)
         left_layout.addLayout(caption_row)
         left_layout.addWidget(self.confusion, 1)
+        # Takes the room of the hidden matrix (multi-label), so the scores stay at the top.
+        left_layout.addStretch(0)
         self.splitter = QSplitter(Qt.Orientation.Horizontal)
         self.splitter.setObjectName("evaluationSplitter")
         self.splitter.addWidget(left)
@@ -211,6 +216,12 @@ class EvaluationPanel(QWidget):
         self.evaluation = evaluation
         self._session = session
         result = evaluation.result
+        if isinstance(result, MultiLabelResult):
+            self._set_multilabel(evaluation, result)
+            return
+        self._show_matrix(True)
+        self.metrics.setMinimumWidth(0)
+        self.errors.setHorizontalHeaderItem(2, QTableWidgetItem("predicted_label"))
         e = html.escape
         lines = [
             f"<b>accuracy {result.accuracy:.3f}</b> · macro F1 {result.macro['f1']:.3f} · "
@@ -229,6 +240,41 @@ class EvaluationPanel(QWidget):
         self._fill_errors(evaluation)
         self.export_button.setEnabled(True)
 
+    def _show_matrix(self, shown: bool) -> None:
+        for widget in (self.matrix_caption, self.shares_box, self.confusion):
+            widget.setVisible(shown)
+
+    def _set_multilabel(self, evaluation: Evaluation, result: MultiLabelResult) -> None:
+        """The numbers ``bertcls evaluate --multi-label-sep`` prints, without a confusion
+        matrix (labels are not exclusive)."""
+        e = html.escape
+        lines = [
+            f"<b>micro F1 {result.micro['f1']:.3f}</b> · macro F1 {result.macro['f1']:.3f} · "
+            f"subset accuracy {result.subset_accuracy:.3f} · "
+            f"Hamming loss {result.hamming_loss:.3f}",
+            f"{result.n_scored:,} of {result.n_rows:,} rows scored against the label sets of "
+            f"<b>{e(evaluation.gold_column)}</b> (labels joined by “;”)",
+        ]
+        dark = self.palette().color(QPalette.ColorRole.Window).lightnessF() < 0.5
+        amber = "#f0c674" if dark else "#8a6d00"
+        lines += [f"<span style='color:{amber}'>⚠ {e(note)}</span>" for note in result.notes()]
+        self.summary.setText("<br>".join(lines))
+        n_gold = sum(int(scores["support"]) for scores in result.per_label.values())
+        rows = list(result.per_label.items())
+        rows += [(f"{name} avg", {**getattr(result, name), "support": n_gold})
+                 for name in ("micro", "macro", "weighted")]  # fmt: skip
+        self._fill_rows(rows)
+        self._show_matrix(False)
+        # Long label names: the per-label table keeps room for its numbers (the splitter
+        # would otherwise squeeze them to "…" beside a dozen PR curves).
+        names = max(self.fontMetrics().horizontalAdvance(name) for name, _ in rows)
+        self.metrics.setMinimumWidth(names + 4 * 80 + 30)
+        self.pr_pane.set_figure(evaluation.pr_figure)
+        self.reliability_pane.set_figure(evaluation.reliability_figure)
+        self.errors.setHorizontalHeaderItem(2, QTableWidgetItem("predicted_labels"))
+        self._fill_errors(evaluation)
+        self.export_button.setEnabled(True)
+
     def clear(self, message: str = "") -> None:
         self.evaluation = None
         self.export_button.setEnabled(False)
@@ -239,6 +285,10 @@ class EvaluationPanel(QWidget):
         rows = [(label, scores) for label, scores in result.per_class.items()]
         rows.append(("macro avg", {**result.macro, "support": result.n_evaluated}))
         rows.append(("weighted avg", {**result.weighted, "support": result.n_evaluated}))
+        self._fill_rows(rows)
+
+    def _fill_rows(self, rows: list[tuple[str, dict]]) -> None:
+        """One row of precision, recall, F1 and support per (name, scores)."""
         self.metrics.setRowCount(len(rows))
         self.metrics.setVerticalHeaderLabels([name for name, _ in rows])
         height = self.metrics.horizontalHeader().height() + 2 * self.metrics.frameWidth()
@@ -261,10 +311,13 @@ class EvaluationPanel(QWidget):
         self.errors.setRowCount(len(errors))
         for i, error in enumerate(errors):
             row = int(evaluation.rows[int(error["row"])])
+            gold, predicted = error["gold"], error["predicted"]
+            if isinstance(predicted, list):  # multi-label: label sets
+                gold, predicted = "; ".join(gold), "; ".join(predicted)
             values = [
                 f"{self._session.row_number(row):,}",
-                str(error["gold"]),
-                str(error["predicted"]),
+                str(gold),
+                str(predicted),
                 f"{error['confidence']:.3f}",
                 str(error.get("text") or ""),
             ]

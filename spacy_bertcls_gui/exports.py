@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from spacy_bertcls.errors import BertclsError
-from spacy_bertcls.evaluation import write_report
+from spacy_bertcls.evaluation import MultiLabelResult, write_multilabel_report, write_report
 from spacy_bertcls.outputs import check_not_same_file
 from spacy_bertcls.session import (
     CORRECTION_SUFFIXES,
@@ -279,9 +279,10 @@ class ExportsMixin:
         }
         name = session.pipeline_path.name if session.pipeline_path else "pipeline"
         title = f"Evaluation of {name}" + (f" on {source.name}" if source else "")
+        multi_label = isinstance(evaluation.result, MultiLabelResult)
         self._run_task(
             f"Writing {path.name}",
-            write_report,
+            write_multilabel_report if multi_label else write_report,
             evaluation.result,
             path,
             json_path=path.with_suffix(".json"),

@@ -112,7 +112,19 @@ class FilterBar(QWidget):
         combo.activated.connect(lambda _: self.changed.emit())
         return combo
 
-    def set_labels(self, labels: Sequence[str]) -> None:
+    def set_labels(self, labels: Sequence[str], *, multi_label: bool = False) -> None:
+        """Offer ``labels``; for a multi-label pipeline a label picks the rows whose label set
+        has it."""
+        if multi_label:
+            self.label_filter.setToolTip("Show only rows whose predicted_labels include this label")
+            self.gold_filter.setToolTip("Show only rows whose gold label set includes this label")
+            self.wrong_only.setToolTip(
+                "Show only rows whose predicted_labels are not exactly the gold label set"
+            )
+        else:
+            self.label_filter.setToolTip("Show only rows with this predicted_label")
+            self.gold_filter.setToolTip("Show only rows with this gold label")
+            self.wrong_only.setToolTip("Show only rows whose predicted_label is not the gold label")
         for combo in (self.label_filter, self.gold_filter):
             combo.blockSignals(True)
             combo.clear()

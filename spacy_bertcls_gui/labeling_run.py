@@ -16,6 +16,7 @@ from spacy.language import Language
 
 from spacy_bertcls.devices import CPU, check_gpu, check_pipeline_device, use_device
 from spacy_bertcls.errors import BertclsError
+from spacy_bertcls.evaluation import MultiLabelResult
 from spacy_bertcls.labeling import LabeledChunk
 from spacy_bertcls.pipelines import PipelineInfo, load_pipeline, pipeline_info
 from spacy_bertcls.session import Evaluation, run_evaluation
@@ -247,10 +248,16 @@ class LabelingMixin:
             return
         self.evaluation_panel.set_evaluation(evaluation, self.session)
         result = evaluation.result
-        message = (
-            f"Evaluated {result.n_evaluated:,} rows: accuracy {result.accuracy:.3f}, "
-            f"macro F1 {result.macro['f1']:.3f}"
-        )
+        if isinstance(result, MultiLabelResult):
+            message = (
+                f"Evaluated {result.n_scored:,} rows: micro F1 {result.micro['f1']:.3f}, "
+                f"subset accuracy {result.subset_accuracy:.3f}"
+            )
+        else:
+            message = (
+                f"Evaluated {result.n_evaluated:,} rows: accuracy {result.accuracy:.3f}, "
+                f"macro F1 {result.macro['f1']:.3f}"
+            )
         if self._run_message:  # the run that triggered this evaluation: keep its summary too
             message = f"{self._run_message} · {message}"
             self._run_message = ""

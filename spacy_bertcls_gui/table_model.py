@@ -7,20 +7,26 @@ colours and roles, and turns the session's events into Qt's model signals.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from spacy_bertcls.labeling import MULTI_LABEL_SEP
 from spacy_bertcls.session import ColumnKind, Session, SortKey
 from spacy_bertcls.tables.cells import cell_text
 
 from .charts import label_color
+from .label_chips import NO_LABEL, surest_first
 
 #: The number behind a cell (a probability or a confidence) for the bar delegate.
 VALUE_ROLE = Qt.ItemDataRole.UserRole + 1
 #: The index of a cell's label in the pipeline's labels (for its color), or -1.
 LABEL_INDEX_ROLE = Qt.ItemDataRole.UserRole + 2
+#: Multi-label: a label-set cell as ``LabelSet`` (drawn as chips), None for other cells.
+LABEL_SET_ROLE = Qt.ItemDataRole.UserRole + 3
 
 NO_PREDICTION = "—"
 #: Marks a corrected label and a wrong prediction in the text, so neither relies on colour.
@@ -29,6 +35,23 @@ WRONG_MARK = "✗ "
 #: After the row number of a row whose text the pipeline was trained on.
 TRAINED_MARK = " ◆"
 
+
+@dataclass(frozen=True)
+class LabelSet:
+    """A label-set cell: the label codes, and the mark drawn before them (✗ or ✎)."""
+
+    codes: tuple[int, ...]
+    mark: str = ""
+
+
+_MULTI_LABEL_TIPS = {
+    ColumnKind.PREDICTED: "Every label whose probability reaches its decision threshold "
+    "(✗: not the gold set)",
+    ColumnKind.CONFIDENCE: "How sure the least sure label decision is: p of a label given, "
+    "1 - p of one left out",
+    ColumnKind.CORRECTED: "Your corrected label set; exported as training data "
+    "(File > Export Corrections)",
+}
 _HEADER_TIPS = {
     ColumnKind.PREDICTED: "The label with the highest probability (✗: not the gold label)",
     ColumnKind.CONFIDENCE: "The probability of predicted_label",
@@ -130,6 +153,12 @@ class LabeledTableModel(QAbstractTableModel):
     def is_source_column(self, column: int) -> bool:
         return self.session.layout[column].kind is ColumnKind.SOURCE
 
+    def is_label_set_column(self, column: int) -> bool:
+        """Whether the column holds label sets (a multi-label pipeline's predictions and
+        corrections)."""
+        kind = self.session.layout[column].kind
+        return self.session.multi_label and kind in (ColumnKind.PREDICTED, ColumnKind.CORRECTED)
+
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         """Sort by any column; empty values go last in both directions."""
         session = self.session
@@ -160,7 +189,10 @@ class LabeledTableModel(QAbstractTableModel):
             if role == Qt.ItemDataRole.DisplayRole:
                 return layout[section].name
             if role == Qt.ItemDataRole.ToolTipRole:
-                return _HEADER_TIPS.get(layout[section].kind, layout[section].name)
+                kind = layout[section].kind
+                if self.session.multi_label and kind in _MULTI_LABEL_TIPS:
+                    return _MULTI_LABEL_TIPS[kind]
+                return _HEADER_TIPS.get(kind, layout[section].name)
             return None
         rows = self.session.visible_rows
         if not 0 <= section < len(rows):
@@ -176,7 +208,12 @@ class LabeledTableModel(QAbstractTableModel):
 
     def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
         flags = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
-        if index.isValid() and self.session.layout[index.column()].kind is ColumnKind.CORRECTED:
+        # A label set is corrected with the keys 1-9, the context menu or the Details tab.
+        if (
+            index.isValid()
+            and self.session.layout[index.column()].kind is ColumnKind.CORRECTED
+            and not self.session.multi_label
+        ):
             flags |= Qt.ItemFlag.ItemIsEditable
         return flags
 
@@ -191,6 +228,8 @@ class LabeledTableModel(QAbstractTableModel):
         kind = column.kind
         if role == Qt.ItemDataRole.DisplayRole:
             return self._display(row, kind, column.index)
+        if role == LABEL_SET_ROLE:
+            return self._label_set(row, kind)
         if role == Qt.ItemDataRole.EditRole:
             if kind is ColumnKind.CORRECTED:
                 return results.label_of(int(results.corrected[row])) or ""
@@ -220,6 +259,8 @@ class LabeledTableModel(QAbstractTableModel):
                 return font
             return None
         if role == Qt.ItemDataRole.DecorationRole:
+            if session.multi_label:
+                return None  # the chips carry the colours
             code = -1
             if kind is ColumnKind.PREDICTED:
                 code = int(results.predicted[row])
@@ -231,8 +272,12 @@ class LabeledTableModel(QAbstractTableModel):
                 return session.text(row)
             if kind is ColumnKind.PREDICTED and results.labeled[row] and results.predicted[row] < 0:
                 return "Empty text: nothing to label"
+            if kind is ColumnKind.PREDICTED and session.multi_label and results.labeled[row]:
+                return self._set_tip(row)
             if kind is ColumnKind.PREDICTED and self._is_wrong(row):
                 return f"Not the gold label ({session.gold_column} = {session.gold_label(row)})"
+            if kind is ColumnKind.CORRECTED and session.multi_label:
+                return "A number key switches a label on or off; A accepts, 0 clears; Ctrl+Z undoes"
             if kind is ColumnKind.CORRECTED:
                 return "F2 or a number key to correct; Ctrl+Z undoes"
             return None
@@ -260,10 +305,45 @@ class LabeledTableModel(QAbstractTableModel):
 
     # ----------------------------------------------------------------- internals
 
+    def _label_set(self, row: int, kind: ColumnKind) -> LabelSet | None:
+        """The predicted or corrected label set of a multi-label row, None where there is none."""
+        results = self.session.results
+        if not self.session.multi_label:
+            return None
+        if kind is ColumnKind.PREDICTED and results.predicted[row] >= 0:
+            codes = surest_first(np.flatnonzero(results.predicted_sets[row]), results.probs[row])
+            return LabelSet(tuple(map(int, codes)), WRONG_MARK if self._is_wrong(row) else "")
+        if kind is ColumnKind.CORRECTED and results.corrected[row] >= 0:
+            return LabelSet(tuple(map(int, np.flatnonzero(results.corrected_sets[row]))),
+                            CORRECTED_MARK)  # fmt: skip
+        return None
+
+    def _set_tip(self, row: int) -> str:
+        """Each label's probability against its threshold, the labels given first."""
+        session, results = self.session, self.session.results
+        if results.predicted[row] < 0:
+            return "Empty text: nothing to label"
+        thresholds = session.rule.thresholds
+        lines = []
+        for j in np.argsort(-np.nan_to_num(results.probs[row], nan=-1.0)):
+            p, t = float(results.probs[row, j]), float(thresholds[j])
+            given = "✓" if results.predicted_sets[row, j] else "·"
+            lines.append(f"{given} {results.labels[j]}: {p:.3f} (threshold {t:.3f})")
+        if self._is_wrong(row):
+            lines.append(f"✗ not the gold set ({session.gold_column} = {session.gold_label(row)})")
+        return "\n".join(lines)
+
     def _display(self, row: int, kind: ColumnKind, i: int) -> str:
         session, results = self.session, self.session.results
         if kind is ColumnKind.SOURCE:
             return cell_text(session.frame.iat[row, i])
+        if session.multi_label and kind in (ColumnKind.PREDICTED, ColumnKind.CORRECTED):
+            label_set = self._label_set(row, kind)
+            if label_set is None:
+                labeled = kind is ColumnKind.PREDICTED and results.labeled[row]
+                return NO_PREDICTION if labeled else ""
+            names = [results.labels[code] for code in label_set.codes]
+            return label_set.mark + (MULTI_LABEL_SEP.join(names) or NO_LABEL)
         if kind is ColumnKind.PREDICTED:
             if not results.labeled[row]:
                 return ""

@@ -2,7 +2,8 @@
 
 The panel shows the session's table and turns the analyst's clicks and keys into session
 calls: filters, sorting, corrections (one key per label, accept, clear, undo through the
-window's Edit menu). Questions to the user (changing text_column clears predictions) go up to
+window's Edit menu; for a multi-label pipeline a label's key switches it on or off in the
+selected rows' label sets). Questions to the user (changing text_column clears predictions) go up to
 the window as signals.
 """
 
@@ -27,8 +28,9 @@ from PySide6.QtWidgets import (
 )
 
 from spacy_bertcls.audit import LABEL_QUALITY, SUGGESTED_LABEL, SUSPECT_RANK
-from spacy_bertcls.labeling import CONFIDENCE, PREDICTED_LABEL, prob_column
-from spacy_bertcls.session import CORRECTED_LABEL, ENTROPY, RowFilter, Session, SortKey
+from spacy_bertcls.labeling import CONFIDENCE, prob_column
+from spacy_bertcls.session import ENTROPY, RowFilter, Session, SortKey
+from spacy_bertcls.session.rows import corrected_column, predicted_column
 
 from .delegates import TableDelegate
 from .filter_bar import FilterBar
@@ -293,7 +295,8 @@ class TablePanel(QWidget):
     # ================================================================= corrections
 
     def _table_key(self, event: QKeyEvent) -> bool:
-        """Correction keys: 1-9 a label, A the prediction, 0/Delete clears. True if handled."""
+        """Correction keys: 1-9 a label (multi-label: switch it on or off), A the prediction,
+        0/Delete clears. True if handled."""
         if event.modifiers() & ~Qt.KeyboardModifier.KeypadModifier:
             return False
         labels = self.session.labels
@@ -301,6 +304,9 @@ class TablePanel(QWidget):
         if not labels or not rows.size:
             return False
         key = event.key()
+        if key in LABEL_KEYS[: len(labels)] and self.session.multi_label:
+            self.session.toggle_label(rows, labels[LABEL_KEYS.index(key)])
+            return True  # several labels may go on one row: stay on it
         if key in LABEL_KEYS[: len(labels)]:
             self.session.correct(rows, labels[LABEL_KEYS.index(key)])
         elif key == ACCEPT_KEY:
@@ -315,10 +321,7 @@ class TablePanel(QWidget):
 
     def accept_predictions(self, rows: np.ndarray) -> None:
         """Make each row's prediction its corrected label (confirmed training data)."""
-        results = self.session.results
-        predicted = results.predicted[rows]
-        for code in np.unique(predicted[predicted >= 0]):
-            self.session.correct(rows[predicted == code], results.labels[int(code)])
+        self.session.accept_predictions(rows)
 
     def _advance(self) -> None:
         index = self.table.currentIndex()
@@ -334,11 +337,16 @@ class TablePanel(QWidget):
         if not rows.size or not labels:
             return
         menu = QMenu(self)
-        correct = menu.addMenu(f"Set corrected_label of {len(rows):,} row(s)")
-        for i, label in enumerate(labels):
-            key = f"\t{i + 1}" if i < len(LABEL_KEYS) else ""
-            act = correct.addAction(f"{label}{key}")
-            act.triggered.connect(lambda _=False, label=label: self.session.correct(rows, label))
+        if self.session.multi_label:
+            self._add_toggle_menu(menu, rows)
+        else:
+            correct = menu.addMenu(f"Set corrected_label of {len(rows):,} row(s)")
+            for i, label in enumerate(labels):
+                key = f"\t{i + 1}" if i < len(LABEL_KEYS) else ""
+                act = correct.addAction(f"{label}{key}")
+                act.triggered.connect(
+                    lambda _=False, label=label: self.session.correct(rows, label)
+                )
         accept = menu.addAction("Accept prediction\tA")
         accept.triggered.connect(lambda _=False: self.accept_predictions(rows))
         clear = menu.addAction("Clear correction\t0")
@@ -348,6 +356,19 @@ class TablePanel(QWidget):
             suggest.triggered.connect(lambda _=False: self.accept_suggestions(rows))
         menu.exec(self.table.viewport().mapToGlobal(position))
 
+    def _add_toggle_menu(self, menu: QMenu, rows: np.ndarray) -> None:
+        """Multi-label: one checkable entry per label, checked when every row's set has it."""
+        toggle = menu.addMenu(f"Switch a label in corrected_labels of {len(rows):,} row(s)")
+        sets = self.session.results.current_sets(rows)
+        for i, label in enumerate(self.session.labels):
+            key = f"\t{i + 1}" if i < len(LABEL_KEYS) else ""
+            act = toggle.addAction(f"{label}{key}")
+            act.setCheckable(True)
+            act.setChecked(bool(sets[:, i].all()))
+            act.triggered.connect(
+                lambda _=False, label=label: self.session.toggle_label(rows, label)
+            )
+
     # ================================================================= columns
 
     def _on_table_reset(self) -> None:
@@ -356,7 +377,7 @@ class TablePanel(QWidget):
     def _on_labels_changed(self) -> None:
         labels = self.session.labels
         self.delegate.set_labels(labels)
-        self.filters.set_labels(labels)
+        self.filters.set_labels(labels, multi_label=self.session.multi_label)
         self.size_columns()
 
     def _on_file_changed(self) -> None:
@@ -390,7 +411,7 @@ class TablePanel(QWidget):
         )
         gold = self.gold_column_combo.findData(session.gold_column) if session.gold_column else 0
         self.gold_column_combo.setCurrentIndex(max(gold, 0))
-        self.filters.set_gold_available(session.gold_codes is not None)
+        self.filters.set_gold_available(session.has_gold)
         self.arrange_columns()
 
     def arrange_columns(self) -> None:
@@ -399,10 +420,14 @@ class TablePanel(QWidget):
         Only the view's order changes; exports keep the file's order."""
         model, session = self.model, self.session
         header = self.table.horizontalHeader()
-        first = [session.text_column, PREDICTED_LABEL, CONFIDENCE]
+        multi_label = session.multi_label
+        first = [session.text_column, predicted_column(multi_label), CONFIDENCE]
         first += [prob_column(label) for label in session.labels]
-        first += [CORRECTED_LABEL, session.gold_column]
-        first += [SUGGESTED_LABEL, LABEL_QUALITY, SUSPECT_RANK]  # after an audit
+        first += [corrected_column(multi_label), session.gold_column]
+        if SUGGESTED_LABEL in session.frame.columns:
+            # After an audit: the gold label and the audit's verdict beside the text, in view.
+            first[1:1] = [session.gold_column, SUGGESTED_LABEL, LABEL_QUALITY, SUSPECT_RANK]
+            first = list(dict.fromkeys(first))  # the gold column once, here
         wanted = [model.column_index(name) for name in first if name]
         wanted = [column for column in wanted if column >= 0]
         wanted += [c for c in range(model.columnCount()) if c not in wanted]
@@ -421,7 +446,10 @@ class TablePanel(QWidget):
             name = model.column_name(column)
             width = metrics.horizontalAdvance(name) + 34  # room for the sort arrow
             if model.is_text_column(column):
-                width = max(width, 460)
+                # Multi-label: narrower, so the label chips beside it are in view at 1280.
+                width = max(width, 340 if self.session.multi_label else 460)
+            elif model.is_label_set_column(column):
+                width = max(width, 300)  # room for two or three chips
             elif model.is_source_column(column):
                 longest = 0
                 for row in range(sample):
