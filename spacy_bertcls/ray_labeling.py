@@ -10,8 +10,8 @@ Ray Data reading the file and moving the rows. The path of the data:
             columns come from too -> labeled blocks, in the file's order
          -> one file: the driver streams the blocks into `tables.TableWriter` (atomic, as
             `label_file`), so its memory stays flat in the file's size
-         -> a parts folder: Ray's Parquet writer fills a hidden folder beside the output, which
-            is renamed onto it at the end
+         -> a parts folder: the driver writes the same stream as Parquet parts of `PART_ROWS`
+            rows into a hidden folder beside the output, which is renamed onto it at the end
 
 `label_file_ray` is the one entry point; `ray_session` starts (or connects to) the cluster.
 
@@ -84,7 +84,7 @@ from .tables.textfiles import resolve_encoding
 JSONL_SUFFIXES = (".jsonl", ".ndjson")
 RAY_SUFFIXES = DELIMITED_SUFFIXES + PARQUET_SUFFIXES + JSONL_SUFFIXES
 # Rows per Parquet part of a parts folder (the last one has fewer): few large parts read
-# faster than many small ones, and a write task holds this many rows.
+# faster than many small ones, and the driver holds one part at a time.
 PART_ROWS = 100_000
 INSTALL_HINT = "pip install -e '.[ray]'"
 # By default one worker per this many CPUs, each running torch with that many threads: every
@@ -127,8 +127,7 @@ def label_file_ray(
         (local) or of the cluster, one CPU of which is kept for reading and writing.
     threads: torch threads per worker; default: the CPUs shared out among the workers (on a
         machine busy with other work, 1 is often much faster).
-    progress: called with a `LabelProgress` after each block written to one file (a parts
-        folder is written by Ray's workers and reports nothing until the end).
+    progress: called with a `LabelProgress` after each block written.
     """
     pipeline, path, out = Path(pipeline), Path(path), Path(out)
     if chunk_size < 1:
@@ -172,10 +171,8 @@ def label_file_ray(
             _check_unchanged(path, table.state)
 
         started = time.perf_counter()  # the actors start (and load the pipeline) from here
-        if parts:
-            _write_parts(ray, labeled, tally, unchanged)
-        else:
-            _write_file(labeled, tally, table.rows, progress, unchanged)
+        write = _write_parts if parts else _write_file
+        write(labeled, tally, table.rows, progress, unchanged)
     summary = tally.summary
     summary.seconds = time.perf_counter() - started
     summary.rows_per_second = summary.rows / summary.seconds if summary.seconds else 0.0
@@ -583,6 +580,28 @@ class _Tally:
         self.summary.add(LabeledChunk.from_probs(rows, probs, self.labels, self.rule))
 
 
+def _labeled_blocks(
+    labeled: Any,
+    tally: _Tally,
+    rows_total: int,
+    progress: Callable[[LabelProgress], None] | None,
+    batch_size: int | None = None,
+) -> Iterator[tuple[Any, pd.DataFrame]]:
+    """The labeled rows in the file's order, as (Arrow table, pandas frame) pieces, counted
+    into the tally and reported to `progress` as they come."""
+    summary = tally.summary
+    started = time.perf_counter()
+    for batch in labeled.iter_batches(batch_size=batch_size, batch_format="pyarrow"):
+        frame = _arrow_to_pandas(batch)
+        yield batch, frame
+        tally.add(frame)
+        if progress is not None:
+            seconds = time.perf_counter() - started
+            rate = summary.rows / seconds if seconds > 0 else 0.0
+            left = max(rows_total - summary.rows, 0) / rate if rate > 0 else None
+            progress(LabelProgress(summary.rows, rows_total, rate, left))
+
+
 def _write_file(
     labeled: Any,
     tally: _Tally,
@@ -591,41 +610,39 @@ def _write_file(
     before_commit: Callable[[], None],
 ) -> None:
     """Stream the labeled blocks into one file, in order; atomic as `label_file`'s output."""
-    summary = tally.summary
-    started = time.perf_counter()
-    with TableWriter(summary.output) as writer:
-        for batch in labeled.iter_batches(batch_size=None, batch_format="pyarrow"):
-            frame = _arrow_to_pandas(batch)
+    with TableWriter(tally.summary.output) as writer:
+        for _, frame in _labeled_blocks(labeled, tally, rows_total, progress):
             writer.write(frame)
-            tally.add(frame)
-            if progress is not None:
-                seconds = time.perf_counter() - started
-                rate = summary.rows / seconds if seconds > 0 else 0.0
-                left = max(rows_total - summary.rows, 0) / rate if rate > 0 else None
-                progress(LabelProgress(summary.rows, rows_total, rate, left))
         before_commit()
 
 
-def _write_parts(ray: Any, labeled: Any, tally: _Tally, before_commit: Callable[[], None]) -> None:
-    """Write a folder of Parquet parts with Ray's writer (on this machine) into a hidden
-    folder beside the output, then put it in place of the output."""
-    import pyarrow.dataset as pa_dataset
+def _write_parts(
+    labeled: Any,
+    tally: _Tally,
+    rows_total: int,
+    progress: Callable[[LabelProgress], None] | None,
+    before_commit: Callable[[], None],
+) -> None:
+    """Write a folder of Parquet parts of PART_ROWS rows into a hidden folder beside the
+    output, then put it in place of the output.
 
-    if "strict" in inspect.signature(labeled.repartition).parameters:
-        # Parts of PART_ROWS rows, in order. Not `min_rows_per_file`: its bundling of blocks
-        # for the writer put the rows of a part out of order now and then (Ray 2.60).
-        labeled = labeled.repartition(target_num_rows_per_block=PART_ROWS, strict=True)
-    # (Ray without `strict` cannot join blocks in order: there a part is a block.)
+    The driver writes the parts from the same ordered stream as one file. Ray's own
+    `write_parquet` names its files by write task, and under load a task's rows and the
+    files' name order did not always follow the rows' order (Ray 2.60), so it is not used.
+    The driver holds one part at a time.
+    """
+    import pyarrow.parquet as pq
+
     with staged_folder(tally.summary.output) as stage:
-        labeled.write_parquet(str(stage), ray_remote_args=_on_this_node(ray))
-        parts = sorted(stage.glob("*.parquet"))
-        for part in parts:
+        stage.mkdir()
+        pieces = _labeled_blocks(labeled, tally, rows_total, progress, batch_size=PART_ROWS)
+        for number, (batch, _) in enumerate(pieces):
+            part = stage / f"part-{number:06d}.parquet"
+            pq.write_table(batch, part)
             # On disk before the rename, as TableWriter's files are.
             descriptor = os.open(part, os.O_RDONLY)
             try:
                 os.fsync(descriptor)
             finally:
                 os.close(descriptor)
-        for batch in pa_dataset.dataset(parts, format="parquet").to_batches(columns=tally.columns):
-            tally.add(batch.to_pandas())
         before_commit()

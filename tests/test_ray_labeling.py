@@ -113,7 +113,7 @@ def test_parquet_to_parts_folder_equals_label_file(cluster, pipeline, tmp_path, 
     frame.to_parquet(source, index=False)
     out = tmp_path / "labeled"  # no suffix: a folder of Parquet parts
     summary = label_file_ray(
-        pipeline, source, text_column="message", out=out, chunk_size=16, workers=1
+        pipeline, source, text_column="message", out=out, chunk_size=16, workers=2
     )
     expected = reference(pipeline, source, tmp_path / "expected.parquet", 16)
     assert [len(pd.read_parquet(part)) for part in sorted(out.iterdir())] == [50, 50, 20]
