@@ -330,7 +330,8 @@ class LabeledTableModel(QAbstractTableModel):
             given = "✓" if results.predicted_sets[row, j] else "·"
             lines.append(f"{given} {results.labels[j]}: {p:.3f} (threshold {t:.3f})")
         if self._is_wrong(row):
-            lines.append(f"✗ not the gold set ({session.gold_column} = {session.gold_label(row)})")
+            gold = f"{session.gold_column} = {session.gold_label(row)}"
+            lines.append(f"✗ not the gold set ({gold})")
         return "\n".join(lines)
 
     def _display(self, row: int, kind: ColumnKind, i: int) -> str:

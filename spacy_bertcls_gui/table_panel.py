@@ -3,8 +3,8 @@
 The panel shows the session's table and turns the analyst's clicks and keys into session
 calls: filters, sorting, corrections (one key per label, accept, clear, undo through the
 window's Edit menu; for a multi-label pipeline a label's key switches it on or off in the
-selected rows' label sets). Questions to the user (changing text_column clears predictions) go up to
-the window as signals.
+selected rows' label sets). Questions to the user (changing text_column clears predictions) go
+up to the window as signals.
 """
 
 from __future__ import annotations
