@@ -458,7 +458,7 @@ def retrain_pipeline(
         _, new_component = find_textcat(new)
         with _store_features(new_component):
             try:
-                result.calibration = calibrate_from_file(new, work / CORPUS_DIR / DEV_FILE).format()
+                result.calibration = calibrate_from_file(new, dev).format()
             except TooFewRows as error:
                 result.calibration = f"not calibrated: {error}"
         _restore_config(new, original, name)

@@ -60,6 +60,7 @@ class RetrainDialog(QDialog):
         self.window_ = window
         self.setWindowTitle("Retrain with the corrections")
         self.setMinimumWidth(620)
+        self.setMinimumHeight(420)  # the result table and its notes, without clipping
         self.job: JobWorker | None = None
         self.result: RetrainResult | None = None
         session = window.session

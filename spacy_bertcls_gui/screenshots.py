@@ -112,7 +112,8 @@ def shot_loop(window: MainWindow, args: argparse.Namespace, shot: Callable) -> N
     session.label(suspects[:60])
     window.table_panel.show_row(int(suspects[0]))
     window.detail_panel.why_button.setChecked(True)
-    wait_until(lambda: "word" in window.detail_panel.why_label.text().lower(), timeout=300)
+    # "Words for <label>: ..." once the attribution is done ("Finding the words…" before).
+    wait_until(lambda: "Words for" in window.detail_panel.why_label.text(), timeout=300)
     shot("08_suspect_labels")
     shot("09_why_this_label", window.side_tabs)
     # Accept the audit's suggestion for the ten most suspect rows, as an analyst might.
