@@ -115,15 +115,23 @@ def test_single_class_is_refused(tmp_path):
     assert not (tmp_path / "corpus").exists()
 
 
-def test_duplicate_texts_across_splits_are_reported(tmp_path):
-    frame = labeled_frame()
-    frame["review"] = [f"{label} same text {i % 5}" for label, i in zip(frame["label"], range(40))]
+def test_copies_of_a_text_stay_in_one_split(tmp_path):
+    frame = labeled_frame(n_per_label=30)
+    # Rows 40..59 repeat rows 0..19 (some with other case and spacing): 40 distinct texts.
+    copies = frame.iloc[:20].copy()
+    copies["review"] = [t.upper() if i % 2 else f"  {t}  " for i, t in enumerate(copies["review"])]
+    frame = pd.concat([frame.iloc[:40], copies], ignore_index=True)
     source = tmp_path / "dupes.csv"
     write_table(frame, source)
     summary = convert(source, tmp_path / "corpus")
-    assert summary.rows_kept == 40  # reported, not removed
-    assert 0 < summary.duplicate_texts <= 10 and summary.duplicate_rows > summary.duplicate_texts
-    assert f"{summary.duplicate_texts} texts" in summary.format()
+    assert summary.rows_kept == 60  # kept, not removed
+    split_of: dict[str, set[str]] = {}
+    for split in ("train", "dev", "test"):
+        for doc in load_docs(summary.output_paths[split]):
+            split_of.setdefault(" ".join(doc.text.casefold().split()), set()).add(split)
+    assert len(split_of) == 40 and all(len(splits) == 1 for splits in split_of.values())
+    assert summary.duplicate_texts == 0
+    assert sum(summary.split_sizes.values()) == 60
 
 
 def test_no_duplicates_reported_as_none(tmp_path):
@@ -157,7 +165,7 @@ def test_rare_label_is_refused_with_advice(tmp_path):
     frame = pd.concat([labeled_frame(), labeled_frame(2, labels=("rare",))])
     source = tmp_path / "rare.csv"
     write_table(frame, source)
-    with pytest.raises(BertclsError, match=r"fewer rows than the 3 splits: 'rare' \(2\)"):
+    with pytest.raises(BertclsError, match=r"fewer distinct texts than the 3 splits: 'rare' \(2\)"):
         convert(source, tmp_path / "corpus")
     summary = convert(source, tmp_path / "corpus", dev_size=0.0)  # two splits are enough
     assert summary.label_counts["test"]["rare"] == 1 and summary.split_sizes["dev"] == 0
@@ -168,7 +176,7 @@ def test_split_smaller_than_label_count_is_refused(tmp_path):
     frame = labeled_frame(3, labels=tuple("abcdefgh"))
     source = tmp_path / "many.csv"
     write_table(frame, source)
-    with pytest.raises(BertclsError, match=r"test gets 3 of 24 rows for 8 labels.*Raise"):
+    with pytest.raises(BertclsError, match=r"test gets 3 of 24 distinct texts for 8 labels.*Raise"):
         convert(source, tmp_path / "corpus")
 
 
@@ -187,7 +195,7 @@ def test_rare_label_left_out_by_rounding_is_moved_into_dev_and_test(tmp_path):
         (-0.1, 0.1, "dev_size must be"),
         (0.1, 1.0, "test_size must be"),
         (0.5, 0.5, "below 1"),
-        (0.5, 0.49, "train gets 0 of 40 rows for 2 labels.*Lower"),
+        (0.5, 0.49, "train gets 0 of 40 distinct texts for 2 labels.*Lower"),
     ],
 )
 def test_bad_split_sizes(tmp_path, dev_size, test_size, message):
@@ -259,7 +267,8 @@ def test_sms_spam(tmp_path):
         for label in summary.labels
     }
     assert total == {"ham": 4827, "spam": 747}
-    assert summary.duplicate_texts > 0  # the corpus repeats some messages
+    # The corpus repeats some messages; copies stay in one split.
+    assert summary.duplicate_texts == 0
 
 
 def test_write_corpus_one_or_several_labels_per_text(tmp_path):
