@@ -14,9 +14,10 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelInd
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from spacy_bertcls.audit import LABEL_QUALITY
 from spacy_bertcls.labeling import MULTI_LABEL_SEP
 from spacy_bertcls.session import ColumnKind, Session, SortKey
-from spacy_bertcls.tables.cells import cell_text
+from spacy_bertcls.tables.cells import cell_text, is_missing
 
 from .charts import label_color
 from .label_chips import NO_LABEL, surest_first
@@ -337,7 +338,12 @@ class LabeledTableModel(QAbstractTableModel):
     def _display(self, row: int, kind: ColumnKind, i: int) -> str:
         session, results = self.session, self.session.results
         if kind is ColumnKind.SOURCE:
-            return cell_text(session.frame.iat[row, i])
+            value = session.frame.iat[row, i]
+            if session.frame.columns[i] == LABEL_QUALITY and not is_missing(value):
+                # The audit's probabilities go down to 1e-5: full digits cut off at the column's
+                # edge read as 1.4 instead of 1.4e-05.
+                return f"{float(value):.3g}"
+            return cell_text(value)
         if session.multi_label and kind in (ColumnKind.PREDICTED, ColumnKind.CORRECTED):
             label_set = self._label_set(row, kind)
             if label_set is None:

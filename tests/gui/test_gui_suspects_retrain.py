@@ -131,3 +131,13 @@ def test_retrain_dialog_writes_a_new_version_and_switches_back(qtbot, loop_windo
     assert window.session.pipeline_path == pipeline
     assert not window.switch_back_action.isEnabled()
     assert folder_state(pipeline) == before
+
+
+def test_label_quality_reads_as_a_probability(qtbot, loop_window):
+    window = loop_window
+    window.start_audit()
+    wait_job(qtbot, window)
+    model = window.model
+    shown = model.index(0, model.column_index("label_quality")).data()
+    value = float(window.session.frame["label_quality"].iat[window.session.visible_rows[0]])
+    assert shown == f"{value:.3g}"
