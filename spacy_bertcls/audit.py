@@ -17,8 +17,9 @@ DataFrame in memory):
 
 Which library does what: the encoder and its feature settings are this project's (a trained
 pipeline's `bert_textcat`, or the default encoder with configs/frozen.cfg's model settings);
-scikit-learn splits the folds and fits the default head (a logistic regression with balanced
-class weights on standardized features); cleanlab (`cleanlab.filter.find_label_issues`,
+scikit-learn splits the folds (and fits the "logistic" head, a logistic regression with
+balanced class weights on standardized features); torch trains the default "mlp" head, the
+component's own; cleanlab (`cleanlab.filter.find_label_issues`,
 `cleanlab.rank.get_label_quality_scores`) decides which rows are suspect.
 
 Only exclusive labels (one per row) are audited; multi-label data is refused.
@@ -52,7 +53,9 @@ AUDIT_COLUMNS = (AUDITED, SUSPECT, LABEL_QUALITY, SUGGESTED_LABEL, SUSPECT_RANK)
 #: Heads fitted per fold: "logistic" (scikit-learn), or the component's "linear" / "mlp" heads
 #: trained in torch as a frozen training trains them.
 HEADS = ("logistic", "linear", "mlp")
-DEFAULT_HEAD = "logistic"
+# The component's MLP head: in benchmarks/audit_noise.py it ranked injected label errors better
+# than the logistic head on both data sets (AUROC 0.92 vs 0.90 tweets, 0.99 vs 0.97 SMS at 5 %).
+DEFAULT_HEAD = "mlp"
 # Inverse regularization of the logistic head: features are 1,536 standardized numbers for
 # MiniLM's four layers, so a weaker C than scikit-learn's 1.0 keeps probabilities honest.
 LOGISTIC_C = 0.1

@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from .audit import DEFAULT_HEAD as AUDIT_HEAD
 from .devices import check_gpu
 from .errors import BertclsError
 from .training import (
@@ -737,9 +738,9 @@ def audit(
     ),
     folds: int = typer.Option(5, "--folds", min=2, help="Folds of the out-of-fold predictions."),
     head: str = typer.Option(
-        "logistic",
+        AUDIT_HEAD,
         "--head",
-        help="Head fitted per fold: logistic (scikit-learn), linear or mlp (the component's).",
+        help="Head fitted per fold: mlp or linear (the component's), or logistic (scikit-learn).",
     ),
     seed: int = typer.Option(0, "--seed", min=0, help="Seed of the folds and the head."),
     sheet: str | None = SheetOption,

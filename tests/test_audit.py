@@ -85,7 +85,8 @@ def test_audit_flags_the_flipped_rows_and_keeps_every_row(tmp_path, table_texts,
     assert audited.tolist() == [True] * 70 + [False, False]
     suspect = result["suspect"].astype(str) == "True"
     assert suspect[FLIPPED].all(), result.loc[FLIPPED]
-    assert suspect.sum() <= 2 * len(FLIPPED)  # few clean rows among the flagged
+    # Few clean rows rank above a flipped one.
+    assert pd.to_numeric(result.loc[FLIPPED, "suspect_rank"]).max() <= 2 * len(FLIPPED)
     ranks = pd.to_numeric(result["suspect_rank"])
     assert sorted(ranks[suspect].astype(int)) == list(range(1, suspect.sum() + 1))
     assert ranks[~suspect].isna().all()
