@@ -1,6 +1,8 @@
-"""Domain-adaptive pre-training on the airline tweets: does it help the frozen recipe?
+"""Domain-adaptive pre-training on the airline tweets: does it help the classifier?
 
     .venv/bin/python benchmarks/pretrain.py                 # about 20 min on 2 busy cores (--threads 1)
+    .venv/bin/python benchmarks/pretrain.py --configs frozen finetune --seeds 42 7 \
+        --train-max-steps 300                               # both recipes, two seeds
     .venv/bin/python benchmarks/pretrain.py --max-steps 20 --head-warmup-steps 5 --no-record
 
 Every step is a ``bertcls`` command run as a user would run it (the exact lines are printed
@@ -11,9 +13,11 @@ and recorded), on ../shared/data/airline_tweets/Tweets.csv:
    excluded: held-out perplexity (tweets never trained on, 5 % of the rest) before, after the
    head warm-up (the fair "before": the embedded model has no masked-language-model head) and
    after.
-3. ``bertcls train configs/frozen.cfg`` (as on disk) twice on the same splits and seed, with
-   the embedded encoder and with the pre-trained one, and ``bertcls evaluate`` of each
-   model-best on corpus/test.spacy: test accuracy and macro-F1.
+3. ``bertcls train configs/<config>.cfg`` (``--configs``; as on disk, but for
+   ``--train-max-steps``) for each seed (``--seeds``) on the same splits, with the embedded
+   encoder and with the pre-trained one, and ``bertcls evaluate`` of each model-best on
+   corpus/test.spacy: test accuracy, macro-F1 and ECE (before/after the temperature scaling
+   that ``bertcls train`` fits on dev).
 
 ``--control`` adds a second pre-training whose encoder stays frozen for all but its last step:
 its perplexity after the head warm-up is the unchanged encoder's with a head trained for as
@@ -101,20 +105,33 @@ def pretrain(
     return summary, removed
 
 
-def frozen_scores(name: str, encoder: str, work: Path, corpus: Path, env, log) -> tuple:
-    """configs/frozen.cfg trained with ``encoder``: test (accuracy, macro-F1, texts)."""
-    folder = work / f"frozen-{len(log)}"
-    run(f"train ({name})", [
-        "train", "configs/frozen.cfg", "--output", folder, "--encoder", encoder,
+def train_scores(
+    name: str, config: str, seed: int, encoder: str, work: Path, corpus: Path, env, log, steps
+) -> tuple:
+    """configs/<config>.cfg trained with ``encoder``: test (accuracy, macro-F1, texts, ECE
+    before, ECE after)."""
+    folder = work / f"{config}-{len(log)}"
+    command = [
+        "train", f"configs/{config}.cfg", "--output", folder, "--encoder", encoder,
         "--paths.train", corpus / "train.spacy", "--paths.dev", corpus / "dev.spacy",
-        "--system.seed", "42",
-    ], env, log)  # fmt: skip
-    run(f"evaluate ({name})", [
+        "--system.seed", str(seed),
+    ]  # fmt: skip
+    if steps:
+        command += ["--training.max_steps", str(steps)]
+    run(f"train ({config}, {name}, seed {seed})", command, env, log)
+    run(f"evaluate ({config}, {name}, seed {seed})", [
         "evaluate", folder / "model-best", corpus / "test.spacy", "--report",
         folder / "report.html", "--json", folder / "metrics.json",
     ], env, log)  # fmt: skip
     metrics = json.loads((folder / "metrics.json").read_text())
-    return metrics["accuracy"], metrics["macro"]["f1"], metrics["n_evaluated"]
+    before = (metrics.get("calibration_before") or metrics["calibration"])["ece"]
+    return (
+        metrics["accuracy"],
+        metrics["macro"]["f1"],
+        metrics["n_evaluated"],
+        before,
+        metrics["calibration"]["ece"],
+    )
 
 
 def main() -> int:
@@ -136,6 +153,15 @@ def main() -> int:
         action="store_true",
         help="Run the control alone (no pre-training proper, no frozen.cfg trainings).",
     )
+    parser.add_argument(
+        "--configs", nargs="+", default=["frozen"], choices=["frozen", "finetune"],
+        help="Training configs compared with and without pre-training.",
+    )  # fmt: skip
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42], help="Training seeds.")
+    parser.add_argument(
+        "--train-max-steps", type=int, default=0,
+        help="Override training.max_steps of the configs (0: as on disk).",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs.")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--no-record", action="store_true", help="Do not append to RESULTS.md.")
@@ -168,11 +194,17 @@ def main() -> int:
             summary, removed = pretrain("control", work, corpus, args, args.max_steps - 1, env, log)
             runs["control"] = (summary, args.max_steps - 1)
         if not args.only_control:
-            for name, encoder in (
+            encoders = (
                 ("embedded MiniLM-L6", "sentence-transformers/all-MiniLM-L6-v2"),
                 ("pre-trained here", str(work / "pretraining" / "encoder")),
-            ):
-                scores[name] = frozen_scores(name, encoder, work, corpus, env, log)
+            )
+            for config in args.configs:
+                for seed in args.seeds:
+                    for name, encoder in encoders:
+                        scores[(config, seed, name)] = train_scores(
+                            name, config, seed, encoder, work, corpus, env, log,
+                            args.train_max_steps,
+                        )  # fmt: skip
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -206,22 +238,32 @@ def main() -> int:
             f"{seconds[name]:,.0f} |"
         )
     if scores:
+        steps = f", max_steps {args.train_max_steps}" if args.train_max_steps else ""
         lines += [
             "",
-            "| configs/frozen.cfg with | test accuracy | test macro-F1 | train s |",
-            "|---|---|---|---|",
+            f"| config{steps} | seed | encoder | test accuracy | test macro-F1 | ECE before -> "
+            "after scaling | train s |",
+            "|---|---|---|---|---|---|---|",
         ]
-        for name, (accuracy, macro_f1, _) in scores.items():
+        for (config, seed, name), (accuracy, macro_f1, _, before, after) in scores.items():
+            train_s = seconds[f"train ({config}, {name}, seed {seed})"]
             lines.append(
-                f"| {name} | {accuracy:.3f} | {macro_f1:.3f} | {seconds[f'train ({name})']:,.0f} |"
+                f"| {config} | {seed} | {name} | {accuracy:.3f} | {macro_f1:.3f} | "
+                f"{before:.3f} -> {after:.3f} | {train_s:,.0f} |"
             )
-        names = list(scores)
-        delta = scores[names[1]][1] - scores[names[0]][1]
-        lines += [
-            "",
-            f"- test split: {scores[names[0]][2]:,} tweets; same split, seed and config for both "
-            f"rows; macro-F1 difference (pre-trained - embedded): {delta:+.3f}.",
-        ]
+        texts = next(iter(scores.values()))[2]
+        lines += ["", f"- test split: {texts:,} tweets; same split for every row."]
+        for config in args.configs:
+            deltas = [
+                scores[(config, seed, "pre-trained here")][1]
+                - scores[(config, seed, "embedded MiniLM-L6")][1]
+                for seed in args.seeds
+            ]
+            shown = ", ".join(f"{d:+.3f}" for d in deltas)
+            lines.append(
+                f"- {config}: macro-F1 difference (pre-trained - embedded) per seed {shown}; "
+                f"mean {sum(deltas) / len(deltas):+.3f}."
+            )
     lines += [
         "",
         "- commands, in order ($WORK: a temporary folder; bertcls = .venv/bin/python -m "
