@@ -176,31 +176,14 @@ def pipeline_feature_model(nlp: Any, path: str | Path):
     """`feature_model` of a pipeline loaded already (``path``: where it came from, for the
     messages): the app audits with the pipeline it has open."""
     from .architectures import get_shim
-    from .onnx_backend import is_onnx_pipeline_model
-    from .pipelines import find_textcat
+    from .pipelines import exclusive_bert_textcat
 
-    name, component = find_textcat(nlp)
-    if nlp.get_pipe_meta(name).factory != "bert_textcat":
-        raise BertclsError(
-            f"The pipeline {path} classifies with {name!r}, not bert_textcat: an audit needs "
-            "a bert_textcat pipeline's encoder. Leave --pipeline out to use the default encoder."
-        )
-    if not component.cfg["exclusive_classes"]:
-        raise BertclsError(multi_label_message(f"The pipeline {path} is multi-label"))
-    if is_onnx_pipeline_model(component.model):
-        raise BertclsError(
-            f"The pipeline {path} was made by `bertcls optimize` (an ONNX encoder). Audit with "
-            "the pipeline it was optimized from."
-        )
+    _, component = exclusive_bert_textcat(
+        nlp, path, task="an audit",
+        other_factory=" Leave --pipeline out to use the default encoder.",
+    )  # fmt: skip
     cfg = get_shim(component.model).cfg
     return component.model, {k: cfg[k] for k in ("head", "hidden_width", "dropout")}
-
-
-def multi_label_message(what: str) -> str:
-    return (
-        f"{what}: auditing multi-label data is not supported yet; an audit checks one "
-        "exclusive label per row."
-    )
 
 
 # Out-of-fold probabilities -----------------------------------------------------------------

@@ -64,6 +64,34 @@ def find_textcat(nlp: spacy.Language) -> tuple[str, Any]:
     )
 
 
+def exclusive_bert_textcat(
+    nlp: spacy.Language, path: str | Path, *, task: str, other_factory: str = ""
+) -> tuple[str, Any]:
+    """(name, component) of the pipeline's bert_textcat, refusing what ``task`` (e.g. "an
+    audit", "a retrain": the work that needs the torch encoder and one label per row) cannot
+    use: another text classifier (``other_factory`` says what to do instead), a multi-label
+    one, or one `bertcls optimize` made (its encoder is an ONNX graph)."""
+    from .onnx_backend import is_onnx_pipeline_model
+
+    name, component = find_textcat(nlp)
+    if nlp.get_pipe_meta(name).factory != "bert_textcat":
+        raise BertclsError(
+            f"The pipeline {path} classifies with {name!r}, not bert_textcat: {task} needs a "
+            f"bert_textcat pipeline's encoder.{other_factory}"
+        )
+    if not component.cfg["exclusive_classes"]:
+        raise BertclsError(
+            f"The pipeline {path} is multi-label: {task} with multi-label data is not "
+            "supported yet; it works on one exclusive label per row."
+        )
+    if is_onnx_pipeline_model(component.model):
+        raise BertclsError(
+            f"The pipeline {path} was made by `bertcls optimize` (an ONNX encoder): {task} "
+            "needs the pipeline it was optimized from."
+        )
+    return name, component
+
+
 def pipeline_labels(nlp: spacy.Language) -> list[str]:
     """The text classifier's labels, in the order of the probability columns."""
     name, component = find_textcat(nlp)

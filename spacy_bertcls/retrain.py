@@ -341,7 +341,7 @@ def retrain_pipeline(
     from .calibration import TooFewRows, calibrate_from_file
     from .fingerprint import trained_on
     from .outputs import check_out_folder, disk_full_errors, staged_folder
-    from .pipelines import find_textcat, load_pipeline
+    from .pipelines import exclusive_bert_textcat, find_textcat, load_pipeline
     from .training import bert_textcat_sections, eval_frequency_for_short_runs
 
     started = time.perf_counter()
@@ -355,17 +355,7 @@ def retrain_pipeline(
 
     # Everything that can be refused is checked before any work.
     old = load_pipeline(pipeline)
-    name, component = find_textcat(old)
-    if old.get_pipe_meta(name).factory != "bert_textcat":
-        raise BertclsError(
-            f"The pipeline {pipeline} classifies with {name!r}, not bert_textcat: only a "
-            "bert_textcat head can be retrained on its frozen features."
-        )
-    if not component.cfg["exclusive_classes"]:
-        raise BertclsError(
-            f"The pipeline {pipeline} is multi-label: retraining with corrections is for "
-            "exclusive labels (one per row) only."
-        )
+    name, component = exclusive_bert_textcat(old, pipeline, task="a retrain")
     labels = list(component.labels)
     config_file = pipeline / "config.cfg"
     sections = [s for s in bert_textcat_sections(config_file) if s == f"components.{name}"]

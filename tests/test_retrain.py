@@ -31,11 +31,9 @@ def loop_texts() -> tuple[list[str], list[str]]:
     return pair_texts(HAM, 40) + pair_texts(SPAM, 30), ["ham"] * 40 + ["spam"] * 30
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def loop_pipeline(root, *, with_id: bool = True):
     """A frozen bert_textcat pipeline trained by `bertcls convert` + `bertcls train` on the
-    clean table, and the table with four flipped gold labels."""
-    root = tmp_path_factory.mktemp("loop")
+    clean table, and the table (noisy.csv) with four flipped gold labels."""
     texts, gold = loop_texts()
     encoder = make_tiny_bert(root / "bert", texts, layers=4)
     pd.DataFrame({"text": texts, "label": gold}).to_csv(root / "clean.csv", index=False)
@@ -46,10 +44,14 @@ def trained(tmp_path_factory):
     noisy = list(gold)
     for i in FLIPPED:
         noisy[i] = "spam" if noisy[i] == "ham" else "ham"
-    pd.DataFrame({"id": range(len(texts)), "text": texts, "gold": noisy}).to_csv(
-        root / "noisy.csv", index=False
-    )
+    columns = {"id": range(len(texts))} if with_id else {}
+    pd.DataFrame({**columns, "text": texts, "gold": noisy}).to_csv(root / "noisy.csv", index=False)
     return pipeline, root / "noisy.csv"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    return loop_pipeline(tmp_path_factory.mktemp("loop"))
 
 
 @pytest.fixture(autouse=True)

@@ -6,35 +6,21 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 from PySide6.QtCore import Qt
 
 from spacy_bertcls import feature_store
 from spacy_bertcls.audit import SUGGESTED_LABEL, SUSPECT_RANK
-from spacy_bertcls.testing import make_tiny_bert, train_frozen_pipeline
 
 from .gui_support import load, wait_idle
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from test_retrain import FLIPPED, folder_state, loop_texts  # noqa: E402
+from test_retrain import FLIPPED, folder_state, loop_pipeline  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def bert_pipeline(tmp_path_factory):
-    root = tmp_path_factory.mktemp("gui_loop")
-    texts, gold = loop_texts()
-    encoder = make_tiny_bert(root / "bert", texts, layers=4)
-    pd.DataFrame({"text": texts, "label": gold}).to_csv(root / "clean.csv", index=False)
-    pipeline = train_frozen_pipeline(
-        root / "clean.csv", root / "work", text_column="text", label_column="label",
-        encoder=str(encoder), max_epochs=2,
-    )  # fmt: skip
-    noisy = list(gold)
-    for i in FLIPPED:
-        noisy[i] = "spam" if noisy[i] == "ham" else "ham"
-    pd.DataFrame({"text": texts, "gold": noisy}).to_csv(root / "noisy.csv", index=False)
-    return pipeline, root / "noisy.csv"
+    return loop_pipeline(tmp_path_factory.mktemp("gui_loop"), with_id=False)
 
 
 @pytest.fixture(autouse=True)
