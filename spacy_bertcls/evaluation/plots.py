@@ -8,6 +8,8 @@ returned figure, and :func:`write_report` saves it with matplotlib's Agg rendere
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
@@ -18,6 +20,11 @@ from .multilabel import MultiLabelResult
 
 def _short(label: str, limit: int = 24) -> str:
     return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def _panel_title(label: str) -> str:
+    """A small panel's title: long labels on two lines, so neighbouring titles never meet."""
+    return "\n".join(textwrap.wrap(label, 18, max_lines=2, placeholder="…")) or label
 
 
 def _colors(n: int) -> list:
@@ -195,7 +202,7 @@ def plot_multilabel_pr_curves(result: MultiLabelResult) -> Figure:
         scores = result.per_label[label]
         if curve is None:
             ax.text(0.5, 0.5, "no gold rows", ha="center", va="center", color="grey")
-            ax.set_title(_short(label, 30), fontsize=10)
+            ax.set_title(_panel_title(label), fontsize=10)
         else:
             ax.plot(
                 curve.recall,
@@ -215,7 +222,7 @@ def plot_multilabel_pr_curves(result: MultiLabelResult) -> Figure:
             )
             ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
             ax.set_title(
-                f"{_short(label, 30)}\nAP {curve.average_precision:.3f}, n={curve.n_positive:,}",
+                f"{_panel_title(label)}\nAP {curve.average_precision:.3f}, n={curve.n_positive:,}",
                 fontsize=10,
             )
         ax.set_xlim(0.0, 1.0)
