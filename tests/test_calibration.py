@@ -19,7 +19,9 @@ from spacy_bertcls.calibration import (
     expected_calibration_error,
     fit_temperature,
     gold_matrix,
+    tune_thresholds,
     uncalibrated,
+    unsaturated,
 )
 from spacy_bertcls.calibration import probabilities as softmax_or_sigmoid
 from spacy_bertcls.decisions import DecisionRule, decision_rule
@@ -80,6 +82,50 @@ def test_fit_temperature_recovers_a_known_temperature():
     (t,), bias = fit_temperature(logits, truth, numpy.ones_like(truth), exclusive=True)
     assert bias is None
     assert t == pytest.approx(true_t, rel=0.1)
+
+
+def test_a_separable_dev_set_keeps_temperature_one():
+    """Dev rows all decided right with a margin: the NLL falls as T shrinks, so the fit
+    sharpens without limit; that T is not used (it would turn test errors into certainties)."""
+    rng = numpy.random.default_rng(0)
+    gold = rng.integers(0, 2, size=300)
+    logits = numpy.eye(2)[gold] * 3.0 + rng.normal(scale=0.3, size=(300, 2))
+    truth = numpy.eye(2)[gold]
+    known = numpy.ones_like(truth)
+    (t,), _ = fit_temperature(logits, truth, known, exclusive=True)
+    assert t < 0.2
+    notes: list[str] = []
+    assert unsaturated([t], None, logits, truth, known, ["a", "b"], notes=notes) == ([1.0], None)
+    assert "stays 1" in notes[0]
+    # One error among the dev rows: the fitted T is kept.
+    wrong = truth.copy()
+    wrong[0] = 1 - wrong[0]
+    assert unsaturated([t], None, logits, wrong, known, ["a", "b"], notes=[]) == ([t], None)
+    # Multi-label: only the separated label falls back, its bias with it.
+    labels = numpy.stack([1 - gold, rng.integers(0, 2, size=300)], axis=1).astype(float)
+    notes = []
+    found = unsaturated([t, 0.5], [0.4, -0.2], logits, labels, known, ["a", "b"], notes=notes)
+    assert found == ([1.0, 0.5], [0.0, -0.2]) and "'a'" in notes[0] and len(notes) == 1
+
+
+def test_a_threshold_no_better_than_the_default_is_not_kept():
+    rng = numpy.random.default_rng(1)
+    gold = rng.integers(0, 2, size=200)
+    truth = numpy.eye(2)[gold]
+    known = numpy.ones_like(truth)
+    # Every dev row right at 0.5: any cut in the gap scores the same, so none is chosen.
+    p_b = numpy.where(gold == 1, rng.uniform(0.7, 1.0, 200), rng.uniform(0.0, 0.3, 200))
+    probs = numpy.stack([1 - p_b, p_b], axis=1)
+    notes: list[str] = []
+    found = tune_thresholds(
+        probs, truth, known, ["a", "b"], exclusive=True, positive_label="b", notes=notes
+    )
+    assert found == {} and "no cut is better" in notes[0]
+    # Positives between 0.35 and 0.5: a lower cut is better, and kept.
+    p_b = numpy.where(gold == 1, rng.uniform(0.35, 1.0, 200), rng.uniform(0.0, 0.3, 200))
+    probs = numpy.stack([1 - p_b, p_b], axis=1)
+    found = tune_thresholds(probs, truth, known, ["a", "b"], exclusive=True, positive_label="b")
+    assert set(found) == {"b"} and 0.3 < found["b"] < 0.5
 
 
 def test_fit_temperature_and_bias_per_label_for_multi_label():
