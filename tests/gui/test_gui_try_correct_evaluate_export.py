@@ -111,7 +111,10 @@ def test_correct_rows_and_export_training_data(qtbot, labeled_window, tmp_path):
     assert {doc.text: max(doc.cats, key=doc.cats.get) for doc in docs} == expected
     assert all(sorted(doc.cats) == LABELS and sum(doc.cats.values()) == 1.0 for doc in docs)
     # The project's convert reads the CSV as training data.
-    more = pd.concat([written] * 5, ignore_index=True)
+    # (Five variants of each text: convert keeps copies of one text in one split.)
+    more = pd.concat(
+        [written.assign(text=written["text"] + f" #{i}") for i in range(5)], ignore_index=True
+    )
     more.to_csv(tmp_path / "more.csv", index=False)
     summary = convert_table(
         tmp_path / "more.csv",
