@@ -45,7 +45,6 @@ import io
 import json
 import os
 import secrets
-import sys
 import threading
 import time
 import warnings
@@ -60,14 +59,12 @@ from typing import Any
 import numpy
 
 from .errors import BertclsError
-from .outputs import create_temp_file, write_bytes_atomic, write_error
+from .outputs import cache_folder, write_bytes_atomic, write_file_atomic
 
 #: The folder of the store, or "off".
 CACHE_ENV = "SPACY_BERTCLS_FEATURE_CACHE"
 #: The store's size limit in MB.
 SIZE_ENV = "SPACY_BERTCLS_FEATURE_CACHE_MB"
-#: The project's cache folder (also used for formula guards); the store goes in "features".
-CACHE_DIR_ENV = "SPACY_BERTCLS_CACHE_DIR"
 OFF_VALUES = frozenset({"off", "0", "false", "no", "none", "disabled"})
 DEFAULT_MAX_MB = 2048
 # Rows are kept in memory until they make a shard of about this size (or training moves on
@@ -167,14 +164,7 @@ def _tokenizer_hash(tokenizer: Any) -> str:
 
 def default_root() -> Path:
     """The store's folder when ``SPACY_BERTCLS_FEATURE_CACHE`` does not name one."""
-    root = os.environ.get(CACHE_DIR_ENV)
-    if root:
-        return Path(root) / "features"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "spacy-bertcls" / "features"
+    return cache_folder("features")
 
 
 def store_settings() -> tuple[Path, float] | None:
@@ -546,16 +536,10 @@ def write_npy_atomic(path: Path, chunks: list[numpy.ndarray], width: int) -> Non
         "fortran_order": False,
         "shape": (sum(len(chunk) for chunk in chunks), width),
     }
-    tmp = create_temp_file(path)
-    try:
-        with open(tmp, "wb") as file:
-            numpy.lib.format.write_array_header_1_0(file, header)
-            for chunk in chunks:
-                file.write(numpy.ascontiguousarray(chunk, dtype=numpy.float32).data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        raise write_error(path, error) from error
-    finally:
-        tmp.unlink(missing_ok=True)
+
+    def write(file: Any) -> None:
+        numpy.lib.format.write_array_header_1_0(file, header)
+        for chunk in chunks:
+            file.write(numpy.ascontiguousarray(chunk, dtype=numpy.float32).data)
+
+    write_file_atomic(path, write)

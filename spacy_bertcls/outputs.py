@@ -14,12 +14,30 @@ import errno
 import os
 import secrets
 import shutil
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from .errors import BertclsError
+
+#: The project's cache folder; each kind of cached file has a folder of its own in it.
+CACHE_DIR_ENV = "SPACY_BERTCLS_CACHE_DIR"
+
+
+def cache_folder(name: str) -> Path:
+    """The folder ``name`` in the project's cache folder: ``$SPACY_BERTCLS_CACHE_DIR`` when
+    set, else the user's cache folder (``~/.cache/spacy-bertcls``, ``%LOCALAPPDATA%``)."""
+    root = os.environ.get(CACHE_DIR_ENV)
+    if root:
+        return Path(root) / name
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "spacy-bertcls" / name
 
 
 def check_not_same_file(
@@ -153,11 +171,17 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     left as it was. The data is flushed to the disk before the rename, so that a crash right
     after it cannot leave an empty file under ``path`` either.
     """
+    return write_file_atomic(path, lambda file: file.write(data))
+
+
+def write_file_atomic(path: str | Path, write: Callable[[Any], Any]) -> Path:
+    """`write_bytes_atomic` for data written in pieces: ``write(file)`` fills the binary
+    temporary file, which then takes the place of ``path``."""
     path = Path(path)
     tmp = create_temp_file(path)
     try:
         with open(tmp, "wb") as file:
-            file.write(data)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(tmp, path)

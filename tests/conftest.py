@@ -49,7 +49,7 @@ TEXTS = HAM + SPAM
 def own_cache(tmp_path_factory, monkeypatch):
     """Each test records the CSV files it writes with formula guards in a cache of its own
     (subprocesses inherit it), never in the user's ~/.cache."""
-    from spacy_bertcls.tables.guards import CACHE_DIR_ENV
+    from spacy_bertcls.outputs import CACHE_DIR_ENV
 
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path_factory.mktemp("cache")))
 

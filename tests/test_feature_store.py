@@ -9,7 +9,7 @@ import spacy
 from conftest import TEXTS
 from test_textcat import make_examples, make_nlp, probabilities, train
 
-from spacy_bertcls import BertclsError, feature_store
+from spacy_bertcls import BertclsError, feature_store, outputs
 from spacy_bertcls.architectures import disk_bucket, get_shim, text_features
 from spacy_bertcls.feature_store import FeatureStore, text_keys
 from spacy_bertcls.testing import make_tiny_bert
@@ -216,7 +216,7 @@ def test_environment_settings(monkeypatch, tmp_path):
         feature_store.default_store()
     monkeypatch.delenv(feature_store.CACHE_ENV)
     monkeypatch.delenv(feature_store.SIZE_ENV)
-    monkeypatch.setenv(feature_store.CACHE_DIR_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(outputs.CACHE_DIR_ENV, str(tmp_path / "cache"))
     assert feature_store.default_root() == tmp_path / "cache" / "features"
 
 

@@ -22,20 +22,15 @@ plain number such as "-5" (`looks_like_formula`).
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from ..outputs import CACHE_DIR_ENV, cache_folder
 from .notes import TableWarning
-
-# Where the fingerprints of the guarded CSV/TSV files written here are kept (see the module
-# doc); by default the user's cache folder.
-CACHE_DIR_ENV = "SPACY_BERTCLS_CACHE_DIR"
 
 _FORMULA_CHAR = re.compile(r"^[=+\-@\t\r]")
 # What gets a "'" in CSV/TSV: also a text's own "'" before such a character, so that reading
@@ -126,14 +121,7 @@ def neutralize_value(value: Any) -> Any:
 
 def guard_registry() -> Path:
     """The folder holding a fingerprint ("<size>-<sha256>") of each guarded CSV/TSV written."""
-    root = os.environ.get(CACHE_DIR_ENV)
-    if root:
-        return Path(root) / "formula-guards"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "spacy-bertcls" / "formula-guards"
+    return cache_folder("formula-guards")
 
 
 def register_guards(written: Path, path: Path) -> None:
